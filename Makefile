@@ -1,0 +1,38 @@
+# make setup: .venv with everything (idempotent); make run: the study on the embedded default; make test: pytest.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= all
+# torch 2.13.0 is a CPU build that pip finds on the build machines' disk; elsewhere it comes from PyPI.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup run test lint dryrun report clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)" || $(BIN)/python -m pip install -q "torch>=2.4,<3"
+	$(BIN)/python -m pip install -q -e ".[cpu,dev]"
+	touch $(STAMP)
+
+run: setup
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) --resources gpu=1
+
+test: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src workflow tests bench
+	$(BIN)/snakemake --lint
+
+dryrun: setup
+	$(BIN)/snakemake -n --configfile config/msmarco.yaml
+
+report: setup
+	$(BIN)/snakemake --report results/report.html
+
+clean:
+	rm -rf results logs benchmarks .snakemake

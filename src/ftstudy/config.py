@@ -1,0 +1,164 @@
+"""Config helpers: semantic checks beyond the JSON Schema, variant resolution and model ids.
+
+The JSON Schema (``workflow/schemas/config.schema.yaml``) checks names, types and defaults. The checks here need
+more than one key at a time (a rank range against ``top_k``, a variant's overrides against the shared settings).
+Every error names the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+RESERVED_MODEL_IDS = ("base", "bm25")
+MODEL_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Return a new dict: ``override`` merged into ``base`` recursively (override wins on leaves)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    """The config JSON Schema as a dict."""
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def _sub_schema(name: str) -> dict:
+    schema = load_schema()
+    sub = dict(schema["$defs"][name])
+    sub["$defs"] = schema["$defs"]
+    return sub
+
+
+def _validate_overrides(overrides: dict, defs_name: str, key: str) -> None:
+    """Check a variant's ``training``/``lora`` overrides against the shared settings' schema."""
+    sub = _sub_schema(defs_name)
+    # Overrides are partial: no defaults, but every given key must be known and well-typed.
+    validator = jsonschema.Draft202012Validator(sub)
+    errors = sorted(validator.iter_errors(overrides), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        where = ".".join([key, *map(str, err.path)])
+        raise ConfigError(f"config key '{where}': {err.message}")
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks that the JSON Schema cannot express. Raises ConfigError naming the key.
+
+    Expects a config that already passed the schema (so defaults are filled in).
+    """
+    mining = config["mining"]
+    start, end = mining["rank_range"]
+    if start < 1:
+        raise ConfigError(f"config key 'mining.rank_range': start {start} must be >= 1 (ranks count from 1)")
+    if start > end:
+        raise ConfigError(f"config key 'mining.rank_range': start {start} is greater than end {end}")
+    if end > mining["top_k"]:
+        raise ConfigError(
+            f"config key 'mining.rank_range': end {end} exceeds mining.top_k {mining['top_k']}; "
+            "candidates beyond top_k are never retrieved"
+        )
+    for name, variant in config["variants"].items():
+        if name in RESERVED_MODEL_IDS or not MODEL_ID_PATTERN.match(name):
+            raise ConfigError(f"config key 'variants.{name}': variant names must match ^[a-z][a-z0-9_]*$ "
+                              f"and not be one of {RESERVED_MODEL_IDS}")
+        if re.search(r"_seed\d+$", name):
+            raise ConfigError(f"config key 'variants.{name}': names ending in _seed<N> are reserved for seeds")
+        _validate_overrides(variant.get("training", {}), "training", f"variants.{name}.training")
+        _validate_overrides(variant.get("lora", {}), "lora", f"variants.{name}.lora")
+        if variant.get("lora") and variant["method"] != "lora":
+            raise ConfigError(f"config key 'variants.{name}.lora': LoRA settings given for method "
+                              f"'{variant['method']}'")
+        resolved = resolve_variant(config, name)
+        tr = resolved["training"]
+        if tr["warmup_ratio"] is None and tr["warmup_steps"] < 0:
+            raise ConfigError(f"config key 'variants.{name}.training.warmup_steps' must be >= 0")
+    for key in ("timing", "analysis"):
+        if config[key]["eval_set"] not in config["eval_sets"]:
+            raise ConfigError(f"config key '{key}.eval_set': '{config[key]['eval_set']}' is not one of eval_sets "
+                              f"{sorted(config['eval_sets'])}")
+    if config["mining"]["miner"] == "bm25" and not config["bm25"]["enabled"]:
+        raise ConfigError("config key 'mining.miner': 'bm25' needs bm25.enabled: true")
+
+
+def resolve_variant(config: dict, name: str) -> dict:
+    """The full settings of one variant: shared ``training``/``lora`` with the variant's overrides merged in.
+
+    Returns ``{"name", "method", "negatives", "loss", "epochs", "training": {...}, "lora": {...} | None}``.
+    """
+    if name not in config["variants"]:
+        raise ConfigError(f"config key 'variants': no variant named '{name}'")
+    v = config["variants"][name]
+    training = deep_merge(config["training"], v.get("training", {}))
+    lora = deep_merge(config["lora"], v.get("lora", {})) if v["method"] == "lora" else None
+    return {
+        "name": name,
+        "method": v["method"],
+        "negatives": v["negatives"],
+        "loss": v.get("loss", "triplet_cosine"),
+        "epochs": v.get("epochs", 3),
+        "training": training,
+        "lora": lora,
+    }
+
+
+def trained_models(config: dict) -> list[dict]:
+    """One entry per (variant, seed): ``{"model_id", "variant", "seed"}``.
+
+    The first seed's model id is the variant name itself (the contract's ``results/models/{variant}/``);
+    further seeds get ``{variant}_seed{seed}``.
+    """
+    out = []
+    for name in config["variants"]:
+        seeds = resolve_variant(config, name)["training"]["seeds"]
+        for i, seed in enumerate(seeds):
+            out.append({"model_id": name if i == 0 else f"{name}_seed{seed}", "variant": name, "seed": seed})
+    return out
+
+
+def neural_model_ids(config: dict) -> list[str]:
+    """``base`` followed by every trained model id."""
+    return ["base", *(m["model_id"] for m in trained_models(config))]
+
+
+def model_ids(config: dict) -> list[str]:
+    """Every model that gets runs and metrics: the neural models, plus ``bm25`` if enabled."""
+    ids = neural_model_ids(config)
+    return [*ids, "bm25"] if config["bm25"]["enabled"] else ids
+
+
+def training_slice(config: dict, model_id: str) -> dict:
+    """Everything that determines one trained model: the resolved variant, its seed, the data that feeds it.
+
+    Used as a Snakemake ``params`` value so that editing one variant reruns only that variant's branch.
+    """
+    entry = next((m for m in trained_models(config) if m["model_id"] == model_id), None)
+    if entry is None:
+        raise ConfigError(f"no trained model with id '{model_id}'")
+    variant = resolve_variant(config, entry["variant"])
+    data = {"triplets": config["triplets"]} if variant["negatives"] == "random" else {"mining": config["mining"]}
+    return {"variant": variant, "seed": entry["seed"], "base_model": config["base_model"], "data": data}
+
+
+def resolve_data_path(config: dict, path: str) -> str:
+    """A path from ``eval_sets``: relative to ``dataset_dir`` unless absolute."""
+    p = Path(path)
+    return str(p if p.is_absolute() else Path(config["dataset_dir"]) / p)

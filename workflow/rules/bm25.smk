@@ -1,0 +1,1 @@
+# bm25 stage: rules are added by the issue that owns this stage.

@@ -1,0 +1,115 @@
+# Helper functions and config validation shared by every rule file. Pure path logic lives here; the study's
+# logic lives in src/ftstudy (imported below) so that it can be tested without Snakemake.
+import os
+import re
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+
+from ftstudy import config as ftconfig  # noqa: E402
+from ftstudy.provenance import config_hash  # noqa: E402
+
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    ftconfig.check_config(config)
+except ftconfig.ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+
+
+# ---- ids -------------------------------------------------------------------------------------------------
+TRAINED = {m["model_id"]: m for m in ftconfig.trained_models(config)}
+NEURAL_MODELS = ftconfig.neural_model_ids(config)  # base + trained
+ALL_MODELS = ftconfig.model_ids(config)  # + bm25 when enabled
+EVAL_SETS = list(config["eval_sets"])
+LORA_MODELS = [m for m, e in TRAINED.items() if config["variants"][e["variant"]]["method"] == "lora"]
+
+
+def _alternation(names):
+    """A regex that matches exactly one of ``names`` (for wildcard_constraints)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+NEURAL_RE = _alternation(NEURAL_MODELS)
+TRAINED_RE = _alternation(list(TRAINED))
+LORA_RE = _alternation(LORA_MODELS)
+
+
+wildcard_constraints:
+    model=r"[a-z][a-z0-9_]*",
+    eval_set=r"[a-z][a-z0-9_]*",
+    corpus=r"[a-z][a-z0-9_]*",
+    variant=r"[a-z][a-z0-9_]*",
+
+
+# ---- data paths ------------------------------------------------------------------------------------------
+def dataset_file(name):
+    """An official MS MARCO file name inside dataset_dir."""
+    return os.path.join(config["dataset_dir"], name)
+
+
+def eval_set_file(eval_set, key):
+    """queries/qrels/collection file of an eval set: relative to dataset_dir unless absolute."""
+    return ftconfig.resolve_data_path(config, config["eval_sets"][eval_set][key])
+
+
+def eval_corpus(eval_set):
+    """The corpus an eval set is searched against: its own collection's name, or 'main'."""
+    return eval_set if "collection" in config["eval_sets"][eval_set] else "main"
+
+
+CORPORA = ["main"] + [e for e in EVAL_SETS if eval_corpus(e) != "main"]
+
+
+def collection_parquet(corpus):
+    """Prepared collection parquet (pid int64, text string) of a corpus."""
+    if corpus == "main":
+        return "results/data/collection.parquet"
+    return f"results/data/eval/{corpus}/collection.parquet"
+
+
+def model_dir(model):
+    """SentenceTransformer folder of a neural model (base is copied to results/models/base/model)."""
+    return f"results/models/{model}/model"
+
+
+# ---- resources -------------------------------------------------------------------------------------------
+def gpu_resources(mem_mb, runtime):
+    """Resources of a GPU rule: gpu=1, memory (MB), runtime (minutes), and gpu_model when config sets one."""
+    res = {"gpu": 1, "mem_mb": mem_mb, "runtime": runtime}
+    if config["resources"]["gpu_model"]:
+        res["gpu_model"] = config["resources"]["gpu_model"]
+    return res
+
+
+# ---- targets ---------------------------------------------------------------------------------------------
+TABLES = ["mrr", "inference", "training", "significance", "geometry"]
+FIGURES = ["umap", "training_loss", "mrr_ci", "hard_negative_ranks"]
+
+
+def all_targets():
+    """Every output of the study for the current config (rule all)."""
+    out = [
+        "results/data/collection.parquet",
+        "results/data/queries.train.parquet",
+        "results/data/qrels.train.parquet",
+        "results/triplets/random.parquet",
+        "results/triplets/hard.parquet",
+        "results/triplets/hard_stats.json",
+    ]
+    for e in EVAL_SETS:
+        out += [f"results/data/eval/{e}/queries.parquet", f"results/data/eval/{e}/qrels.parquet"]
+    for m in TRAINED:
+        out += [f"results/models/{m}/train_summary.json", f"results/models/{m}/train_log.csv"]
+    for m in ALL_MODELS:
+        out.append(f"results/timing/{m}.json")
+        for e in EVAL_SETS:
+            out += [f"results/metrics/{m}/{e}.json", f"results/metrics/{m}/{e}.per_query.parquet"]
+    out += [f"results/timing/{m}.unmerged.json" for m in LORA_MODELS]
+    out += [f"results/tables/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
+    out += [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    return out

@@ -1,0 +1,1 @@
+# mining stage: rules are added by the issue that owns this stage.

@@ -1,0 +1,1 @@
+# synthetic stage: rules are added by the issue that owns this stage.

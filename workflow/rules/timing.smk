@@ -1,0 +1,1 @@
+# timing stage: rules are added by the issue that owns this stage.
