@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import yaml
@@ -78,23 +77,28 @@ def check_config(config: dict) -> None:
         )
     for name, variant in config["variants"].items():
         if name in RESERVED_MODEL_IDS or not MODEL_ID_PATTERN.match(name):
-            raise ConfigError(f"config key 'variants.{name}': variant names must match ^[a-z][a-z0-9_]*$ "
-                              f"and not be one of {RESERVED_MODEL_IDS}")
+            raise ConfigError(
+                f"config key 'variants.{name}': variant names must match ^[a-z][a-z0-9_]*$ "
+                f"and not be one of {RESERVED_MODEL_IDS}"
+            )
         if re.search(r"_seed\d+$", name):
             raise ConfigError(f"config key 'variants.{name}': names ending in _seed<N> are reserved for seeds")
         _validate_overrides(variant.get("training", {}), "training", f"variants.{name}.training")
         _validate_overrides(variant.get("lora", {}), "lora", f"variants.{name}.lora")
         if variant.get("lora") and variant["method"] != "lora":
-            raise ConfigError(f"config key 'variants.{name}.lora': LoRA settings given for method "
-                              f"'{variant['method']}'")
+            raise ConfigError(
+                f"config key 'variants.{name}.lora': LoRA settings given for method '{variant['method']}'"
+            )
         resolved = resolve_variant(config, name)
         tr = resolved["training"]
         if tr["warmup_ratio"] is None and tr["warmup_steps"] < 0:
             raise ConfigError(f"config key 'variants.{name}.training.warmup_steps' must be >= 0")
     for key in ("timing", "analysis"):
         if config[key]["eval_set"] not in config["eval_sets"]:
-            raise ConfigError(f"config key '{key}.eval_set': '{config[key]['eval_set']}' is not one of eval_sets "
-                              f"{sorted(config['eval_sets'])}")
+            raise ConfigError(
+                f"config key '{key}.eval_set': '{config[key]['eval_set']}' is not one of eval_sets "
+                f"{sorted(config['eval_sets'])}"
+            )
     if config["mining"]["miner"] == "bm25" and not config["bm25"]["enabled"]:
         raise ConfigError("config key 'mining.miner': 'bm25' needs bm25.enabled: true")
 
@@ -162,3 +166,29 @@ def resolve_data_path(config: dict, path: str) -> str:
     """A path from ``eval_sets``: relative to ``dataset_dir`` unless absolute."""
     p = Path(path)
     return str(p if p.is_absolute() else Path(config["dataset_dir"]) / p)
+
+
+def validate_config(config: dict) -> dict:
+    """Validate ``config`` against the JSON Schema the way Snakemake does (filling in defaults), then run
+    :func:`check_config`. Returns the (mutated) config. Raises ConfigError naming the key."""
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(SCHEMA_PATH), set_default=True)
+    except WorkflowError as exc:
+        raise ConfigError(str(exc)) from None
+    check_config(config)
+    return config
+
+
+def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
+    """Resolve a config as ``snakemake --configfile A --configfile B --config ...`` would: the Snakefile's
+    ``config/config.yaml`` first, each file deep-merged over it, then ``overrides``; validated."""
+    repo = SCHEMA_PATH.parents[2]
+    config: dict = {}
+    for path in (repo / "config" / "config.yaml", *paths):
+        with open(path, encoding="utf-8") as fh:
+            config = deep_merge(config, yaml.safe_load(fh) or {})
+    config = deep_merge(config, overrides or {})
+    return validate_config(config)
