@@ -35,3 +35,47 @@ def base_model():
     from ftstudy.models import load_model, resolve_model
 
     return load_model(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), device="cpu")
+
+
+# ---- workflow runs ---------------------------------------------------------------------------------------
+WORKFLOW_ITEMS = ("Snakefile", "workflow", "config", "src", "profiles", "envs")
+
+
+def make_workdir(path: Path) -> Path:
+    """A scratch copy of the workflow (symlinks to the sources), so runs never touch the repo's results/."""
+    path.mkdir(parents=True, exist_ok=True)
+    for item in WORKFLOW_ITEMS:
+        link = path / item
+        if not link.exists():
+            link.symlink_to(REPO / item)
+    return path
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900):
+    """Run the venv's snakemake in ``workdir``; returns the CompletedProcess (stdout+stderr in .stdout)."""
+    import subprocess
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    exe = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.run(
+        [str(exe), *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def completed_test_run(tmp_path_factory) -> Path:
+    """One full run of config/test.yaml in a scratch folder, shared by every test that needs finished outputs.
+
+    Tests that use it must not modify its outputs (copy them first)."""
+    wd = make_workdir(tmp_path_factory.mktemp("test-run"))
+    snakemake(wd, "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml")
+    return wd

@@ -1,0 +1,80 @@
+"""The workflow as a user runs it: dry runs, a full run of config/test.yaml, a no-op rerun, lint, bad config."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pandas as pd
+import pytest
+from conftest import make_workdir, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def _jobs(dry_run_output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table that a dry run prints."""
+    table = dry_run_output.split("Job stats:", 1)[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M) if m[1] != "total"}
+
+
+def test_dry_run_of_the_embedded_default(tmp_path):
+    out = snakemake(make_workdir(tmp_path), "-n", "--cores", "2").stdout
+    jobs = _jobs(out)
+    for rule in (
+        "prepare_collection",
+        "sample_random_triplets",
+        "mine_hard_negatives",
+        "encode_corpus",
+        "retrieve",
+        "evaluate",
+        "time_inference",
+        "tables",
+        "figures",
+    ):
+        assert rule in jobs, f"{rule} missing from the default DAG: {sorted(jobs)}"
+
+
+def test_dry_run_of_the_full_scale_config_needs_no_data(tmp_path):
+    out = snakemake(make_workdir(tmp_path), "-n", "--cores", "2", "--configfile", "config/msmarco.yaml").stdout
+    jobs = _jobs(out)
+    assert jobs.get("download_msmarco", 0) >= 1 or any(r.startswith("download") for r in jobs)
+    n_trained = 4
+    assert sum(v for k, v in jobs.items() if k.startswith("train")) == n_trained
+    assert jobs["evaluate"] == (n_trained + 2) * 3  # base, bm25, 4 variants x dev, dl19, dl20
+
+
+def test_bad_config_is_rejected_before_any_job(tmp_path):
+    wd = make_workdir(tmp_path)
+    proc = snakemake(wd, "-n", "--cores", "1", "--config", "mining={'rank_range': [300, 10]}", check=False)
+    assert proc.returncode != 0
+    assert "mining.rank_range" in proc.stdout
+    assert not (wd / "results").exists()
+
+
+def test_lint_passes(tmp_path):
+    proc = snakemake(make_workdir(tmp_path), "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_full_run_of_the_test_config(completed_test_run):
+    wd = completed_test_run
+    config_models = ["base", "bm25", "full_random", "full_hard", "lora_random", "lora_hard"]
+    for model in config_models:
+        m = json.loads((wd / f"results/metrics/{model}/dev.json").read_text())
+        assert m["model"] == model and m["eval_set"] == "dev"
+        assert set(m["metrics"]) == {"MRR@10", "MRR@100", "nDCG@10", "R@100", "R@1000"}
+        assert 0.0 <= m["metrics"]["MRR@10"] <= m["metrics"]["MRR@100"] <= 1.0
+        per_query = pd.read_parquet(wd / f"results/metrics/{model}/dev.per_query.parquet")
+        assert per_query["qid"].nunique() == m["n_queries"]
+    judged = pd.read_parquet(wd / "results/data/eval/dev/queries.parquet")
+    assert m["n_queries"] == len(judged)
+    for table in ("mrr", "inference", "training", "significance", "geometry"):
+        assert (wd / f"results/tables/{table}.md").stat().st_size > 0
+    for fig in ("umap", "training_loss", "mrr_ci", "hard_negative_ranks"):
+        assert (wd / f"results/figures/{fig}.png").stat().st_size > 10_000
+
+
+def test_second_run_has_nothing_to_do(completed_test_run):
+    out = snakemake(completed_test_run, "-n", "--cores", "2", "--configfile", "config/test.yaml").stdout
+    assert "Nothing to be done" in out, out[-3000:]
