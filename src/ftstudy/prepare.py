@@ -1,0 +1,243 @@
+"""MS MARCO TSV files -> typed parquet files (the data stage).
+
+Outputs (DESIGN.md's contract):
+
+- collection: ``pid int64, text string``, written in row groups while the TSV streams (flat memory);
+- queries: ``qid int64, text string``;
+- qrels: ``qid int64, pid int64, relevance int8``.
+
+Every writer is atomic (a temporary sibling moved into place on success), so bad input leaves no output.
+Text is stored exactly as in the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .atomic import atomic_path
+from .tsv import IdSet, TSVError, iter_id_text, iter_qrels
+
+log = logging.getLogger(__name__)
+
+COLLECTION_SCHEMA = pa.schema([("pid", pa.int64()), ("text", pa.string())])
+QUERIES_SCHEMA = pa.schema([("qid", pa.int64()), ("text", pa.string())])
+QRELS_SCHEMA = pa.schema([("qid", pa.int64()), ("pid", pa.int64()), ("relevance", pa.int8())])
+
+
+def write_table(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write a pyarrow table to parquet atomically."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+# ---- collection ------------------------------------------------------------------------------------------
+def prepare_collection(
+    tsv: str | os.PathLike, out: str | os.PathLike, row_group_size: int = 100_000, progress: bool = True
+) -> dict:
+    """Stream ``pid<TAB>passage`` lines into ``out`` (parquet, row groups of ``row_group_size``).
+
+    Duplicate pids are an error (naming the line); memory grows with the largest pid (a bitmap), never with
+    the number of lines. Returns ``{"n_passages": int}``.
+    """
+    seen = IdSet()
+    n = 0
+    with atomic_path(out) as tmp:
+        writer = pq.ParquetWriter(tmp, COLLECTION_SCHEMA)
+        try:
+            pids: list[int] = []
+            texts: list[str] = []
+            for lineno, pid, text in iter_id_text(tsv, "pid", progress=progress):
+                if not seen.add(pid):
+                    raise TSVError(tsv, lineno, f"duplicate pid {pid} (expected each pid once)")
+                pids.append(pid)
+                texts.append(text)
+                if len(pids) >= row_group_size:
+                    writer.write_table(pa.table([pids, texts], schema=COLLECTION_SCHEMA))
+                    n += len(pids)
+                    pids, texts = [], []
+            if pids:
+                writer.write_table(pa.table([pids, texts], schema=COLLECTION_SCHEMA))
+                n += len(pids)
+        finally:
+            writer.close()
+    log.info("%s: %d passages -> %s", tsv, n, out)
+    return {"n_passages": n}
+
+
+def collection_pids(parquet: str | os.PathLike) -> np.ndarray:
+    """The pid column of a prepared collection (int64)."""
+    return pq.read_table(parquet, columns=["pid"]).column("pid").to_numpy()
+
+
+# ---- queries and qrels -----------------------------------------------------------------------------------
+def read_queries(tsv: str | os.PathLike) -> pa.Table:
+    """``qid<TAB>text`` -> table (qid int64, text string); duplicate qids are an error."""
+    qids: list[int] = []
+    texts: list[str] = []
+    seen: dict[int, int] = {}
+    for lineno, qid, text in iter_id_text(tsv, "qid", progress=False):
+        if qid in seen:
+            raise TSVError(tsv, lineno, f"duplicate qid {qid} (first on line {seen[qid]}; expected each qid once)")
+        seen[qid] = lineno
+        qids.append(qid)
+        texts.append(text)
+    return pa.table([qids, texts], schema=QUERIES_SCHEMA)
+
+
+@dataclass
+class Qrels:
+    """Parsed qrels with the line number of each row (for error messages)."""
+
+    qid: np.ndarray
+    pid: np.ndarray
+    relevance: np.ndarray
+    line: np.ndarray
+    n_duplicates: int = 0
+    path: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def table(self, mask: np.ndarray | None = None) -> pa.Table:
+        m = slice(None) if mask is None else mask
+        return pa.table([self.qid[m], self.pid[m], self.relevance[m]], schema=QRELS_SCHEMA)
+
+
+def read_qrels(path: str | os.PathLike) -> Qrels:
+    """TREC qrels (``qid 0 pid rel``; tabs or spaces; graded). Exact duplicate lines are dropped with a
+    warning; the same (qid, pid) with two different grades is an error."""
+    rows: dict[tuple[int, int], tuple[int, int]] = {}
+    dups = 0
+    for lineno, qid, pid, rel in iter_qrels(path):
+        key = (qid, pid)
+        if key in rows:
+            first_line, first_rel = rows[key]
+            if first_rel != rel:
+                raise TSVError(
+                    path,
+                    lineno,
+                    f"qid {qid} pid {pid} has relevance {rel} here and {first_rel} on line "
+                    f"{first_line} (expected one judgment per pair)",
+                )
+            dups += 1
+            continue
+        rows[key] = (lineno, rel)
+    if dups:
+        log.warning("%s: %d duplicate qrels lines dropped", path, dups)
+    keys = np.array(list(rows.keys()), dtype=np.int64).reshape(-1, 2)
+    vals = np.array(list(rows.values()), dtype=np.int64).reshape(-1, 2)
+    return Qrels(keys[:, 0], keys[:, 1], vals[:, 1].astype(np.int8), vals[:, 0], dups, str(path))
+
+
+def check_qrels_queries(qrels: Qrels, qids: np.ndarray, queries_path: str | os.PathLike) -> None:
+    """Every qrels qid must name a query of the queries file; the error names the first offending line."""
+    bad = ~np.isin(qrels.qid, qids)
+    if bad.any():
+        i = int(np.argmin(np.where(bad, qrels.line, np.iinfo(np.int64).max)))
+        raise TSVError(
+            qrels.path,
+            int(qrels.line[i]),
+            f"qid {int(qrels.qid[i])} is not in the queries file "
+            f"{queries_path} ({int(bad.sum())} qrels lines name unknown queries; expected qids "
+            "of that file)",
+        )
+
+
+def warn_missing_passages(qrels: Qrels, pids: np.ndarray | None, collection: str | os.PathLike | None) -> int:
+    """Log a warning with the number of qrels that name passages absent from the collection; return it."""
+    if pids is None:
+        return 0
+    missing = int((~np.isin(qrels.pid, pids)).sum())
+    if missing:
+        log.warning(
+            "%s: %d of %d qrels name passages missing from the collection %s",
+            qrels.path,
+            missing,
+            len(qrels.pid),
+            collection,
+        )
+    return missing
+
+
+def prepare_train(
+    queries_tsv: str | os.PathLike,
+    qrels_tsv: str | os.PathLike,
+    out_queries: str | os.PathLike,
+    out_qrels: str | os.PathLike,
+    collection: str | os.PathLike | None = None,
+) -> dict:
+    """Training queries (all of them) and qrels -> parquet. Nothing is written unless both parse."""
+    queries = read_queries(queries_tsv)
+    qrels = read_qrels(qrels_tsv)
+    qids = queries.column("qid").to_numpy()
+    check_qrels_queries(qrels, qids, queries_tsv)
+    pids = collection_pids(collection) if collection else None
+    missing = warn_missing_passages(qrels, pids, collection)
+    judged = int(np.isin(qids, qrels.qid[qrels.relevance >= 1]).sum())
+    write_table(queries, out_queries)
+    write_table(qrels.table(), out_qrels)
+    stats = {
+        "n_queries": len(qids),
+        "n_judged_queries": judged,
+        "n_qrels": len(qrels.qid),
+        "n_duplicate_qrels": qrels.n_duplicates,
+        "n_qrels_missing_passage": missing,
+    }
+    log.info("train: %s", stats)
+    return stats
+
+
+def prepare_eval_set(
+    queries_tsv: str | os.PathLike,
+    qrels_tsv: str | os.PathLike,
+    out_queries: str | os.PathLike,
+    out_qrels: str | os.PathLike,
+    min_relevance: int = 1,
+    collection: str | os.PathLike | None = None,
+    name: str = "eval",
+) -> dict:
+    """An evaluation set: only judged queries (>= 1 qrel with relevance >= ``min_relevance``) are kept.
+
+    The dropped count is logged; a set without any judged query is an error. The qrels of the kept queries are
+    written with every grade (nDCG uses them). Returns counts.
+    """
+    queries = read_queries(queries_tsv)
+    qrels = read_qrels(qrels_tsv)
+    qids = queries.column("qid").to_numpy()
+    check_qrels_queries(qrels, qids, queries_tsv)
+    judged_qids = np.unique(qrels.qid[qrels.relevance >= min_relevance])
+    keep = np.isin(qids, judged_qids)
+    if not keep.any():
+        raise TSVError(
+            qrels_tsv,
+            None,
+            f"eval set '{name}': no query has a qrel with relevance >= {min_relevance} "
+            "(expected at least one judged query)",
+        )
+    dropped = int((~keep).sum())
+    log.info(
+        "eval set '%s': %d judged queries kept, %d dropped (no qrel with relevance >= %d)",
+        name,
+        int(keep.sum()),
+        dropped,
+        min_relevance,
+    )
+    qmask = np.isin(qrels.qid, judged_qids)
+    pids = collection_pids(collection) if collection else None
+    missing = warn_missing_passages(qrels, pids, collection)
+    write_table(queries.filter(pa.array(keep)), out_queries)
+    write_table(qrels.table(qmask), out_qrels)
+    stats = {
+        "eval_set": name,
+        "min_relevance": min_relevance,
+        "n_queries": int(keep.sum()),
+        "n_dropped_queries": dropped,
+        "n_qrels": int(qmask.sum()),
+        "n_qrels_missing_passage": missing,
+    }
+    log.info("eval set '%s': %s", name, stats)
+    return stats
