@@ -1,1 +1,31 @@
-# bm25 stage: rules are added by the issue that owns this stage.
+# bm25 stage: the lexical baseline (bm25s, Lucene scoring, Porter stemming, Lucene's English stop words; see
+# src/ftstudy/bm25.py). Its run goes through the same evaluate rule as the neural models' runs. CPU only.
+
+
+def bm25_params():
+    """The config slice that feeds a BM25 run (enabled is not part of it)."""
+    return {k: v for k, v in config["bm25"].items() if k != "enabled"}
+
+
+rule bm25_retrieve:
+    input:
+        collection=lambda w: collection_parquet(eval_corpus(w.eval_set)),
+        queries="results/data/eval/{eval_set}/queries.parquet",
+    output:
+        run="results/runs/bm25/{eval_set}.trec",
+    params:
+        bm25=bm25_params(),
+        k=config["retrieval"]["k"],
+    log:
+        "logs/bm25_retrieve/{eval_set}.log",
+    benchmark:
+        "benchmarks/bm25_retrieve/{eval_set}.tsv"
+    threads: 4
+    resources:
+        # bm25s keeps the token ids of every passage in Python lists while indexing: ~25x the parquet size.
+        mem_mb=lambda wildcards, input: max(2000, int(25 * input.size_mb)),
+        runtime=lambda wildcards, input: max(10, int(input.size_mb / 10)),
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/bm25_retrieve.py"
