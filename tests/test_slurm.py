@@ -22,7 +22,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO, make_workdir
-
 from slurm import cluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
