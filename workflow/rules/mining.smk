@@ -1,1 +1,46 @@
-# mining stage: rules are added by the issue that owns this stage.
+# Hard-negative mining (the paper's procedure): top mining.top_k passages per judged training query under the
+# base model (or BM25), judged positives removed, negatives drawn from mining.rank_range with a per-query seed.
+# See docs/mining.md and src/ftstudy/mining.py.
+
+
+def _mining_slice():
+    """The config that feeds hard.parquet: a change here reruns mining (and the hard-negative variants) only."""
+    s = {
+        "mining": config["mining"],
+        "base_model": config["base_model"],
+        "encoding": {k: config["encoding"][k] for k in ("dtype", "batch_size", "max_seq_length")},
+        "backend": config["retrieval"]["backend"],
+    }
+    if config["mining"]["miner"] == "bm25":
+        s["bm25"] = {k: config["bm25"][k] for k in ("k1", "b")}
+    return s
+
+
+rule mine_hard_negatives:
+    input:
+        queries="results/data/queries.train.parquet",
+        qrels="results/data/qrels.train.parquet",
+        collection=collection_parquet("main"),
+        model=model_dir("base"),
+        embeddings="results/embeddings/base/main",
+    output:
+        triplets="results/triplets/hard.parquet",
+        stats="results/triplets/hard_stats.json",
+    params:
+        slice=_mining_slice(),
+        mining=config["mining"],
+        encoding=_mining_slice()["encoding"],
+        backend=config["retrieval"]["backend"],
+        bm25=_mining_slice().get("bm25"),
+        partial=f"results/.partial/mine_hard_negatives/{config_hash(_mining_slice())}",
+    log:
+        "logs/mine_hard_negatives/main.log",
+    benchmark:
+        "benchmarks/mine_hard_negatives/main.tsv"
+    threads: 2
+    resources:
+        **gpu_resources(mem_mb=24000, runtime=240),
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/mine_hard_negatives.py"
