@@ -3,9 +3,8 @@
 All functions take L2-normalised embeddings (rows of unit length; they are normalised again defensively).
 
 * alignment (Wang & Isola, 2020): E ||f(q) - f(p)||^2 over query/positive pairs (alpha = 2). 0 = pairs coincide.
-* uniformity (Wang & Isola, 2020): log E exp(-t ||x - y||^2), t = 2, over distinct pairs of points. Lower = more
-  uniform on the sphere (the minimum for n points on S^{d-1} tends to -4 in high dimension... = log E e^{-4+..});
-  identical points give 0.
+* uniformity (Wang & Isola, 2020): log E exp(-t ||x - y||^2), t = 2, over distinct pairs of points. 0 when all
+  points coincide, -4 when every pair is orthogonal; lower = spread more uniformly over the sphere.
 * anisotropy: mean cosine of distinct pairs. 1 = all vectors identical; 0 e.g. for an orthonormal basis.
 * effective rank (Roy & Vetterli, 2007): exp of the Shannon entropy of the normalised singular values of the
   (uncentred) embedding matrix. 1 for identical vectors, d for an orthonormal basis of R^d.

@@ -1,0 +1,188 @@
+"""The study's figures (seaborn / matplotlib, Agg backend), each saved as PNG and PDF.
+
+* :func:`umap_grid` -- Fig. 1: one panel per model, queries and positive passages in two colours, coordinates
+  from :func:`ftstudy.geometry.aligned_umap` (one frame shared by every panel).
+* :func:`training_loss` -- Fig. 2: training loss against step for every trained variant, raw and smoothed.
+* :func:`mrr_ci` -- MRR@10 per model with 95% bootstrap confidence intervals (and the paper's value).
+* :func:`rank_histogram` -- the original ranks from which the mined hard negatives were drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ftstudy.atomic import atomic_path  # noqa: E402
+
+QUERY_COLOUR, PASSAGE_COLOUR = "#1f77b4", "#ff7f0e"
+
+
+def _theme() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
+
+
+def save(fig, png_path, pdf_path, dpi: int = 150) -> None:
+    """Save ``fig`` as PNG and PDF (atomically) and close it."""
+    for path, kw in ((png_path, {"dpi": dpi}), (pdf_path, {})):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=Path(path).suffix.lstrip("."), bbox_inches="tight", **kw)
+    plt.close(fig)
+
+
+def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
+    cols = min(n, max_cols)
+    return math.ceil(n / cols), cols
+
+
+# ---- Fig. 1 ------------------------------------------------------------------------------------------------------
+def umap_grid(coords: Mapping[str, np.ndarray], n_pairs: int, png_path, pdf_path, title: str = "") -> None:
+    """One panel per model. ``coords``: model -> (2 n_pairs, 2), rows 0..n-1 the queries, n..2n-1 their positives
+    (same rows in every model; the panels share axes limits because AlignedUMAP put them in one frame)."""
+    _theme()
+    models = list(coords)
+    rows, cols = _grid(len(models))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows + 0.6), squeeze=False, sharex=True,
+                             sharey=True)  # fmt: skip
+    size = max(4, min(18, 3000 / max(n_pairs, 1)))
+    for ax, model in zip(axes.flat, models, strict=False):
+        xy = np.asarray(coords[model])
+        ax.scatter(xy[:n_pairs, 0], xy[:n_pairs, 1], s=size, c=QUERY_COLOUR, alpha=0.6, linewidths=0, label="query")
+        ax.scatter(xy[n_pairs:, 0], xy[n_pairs:, 1], s=size, c=PASSAGE_COLOUR, alpha=0.6, linewidths=0,
+                   label="positive passage")  # fmt: skip
+        ax.set_title(model)
+        ax.set_xlabel("UMAP 1")
+        ax.set_ylabel("UMAP 2")
+    for ax in list(axes.flat)[len(models) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=2, markerscale=2.5, frameon=False,
+               bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    if title:
+        fig.suptitle(title, y=1.05)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    save(fig, png_path, pdf_path)
+
+
+# ---- Fig. 2 ------------------------------------------------------------------------------------------------------
+def smooth(values: np.ndarray, span: int) -> np.ndarray:
+    """Exponential moving average (pandas ``ewm(span=...)``, bias-corrected)."""
+    return pd.Series(np.asarray(values, dtype=float)).ewm(span=max(1, span), adjust=True).mean().to_numpy()
+
+
+def read_train_log(path) -> pd.DataFrame:
+    """A train_log.csv (step, epoch, loss, learning_rate, grad_norm); rows without a loss are dropped."""
+    df = pd.read_csv(path)
+    missing = {"step", "loss"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected step, epoch, loss, learning_rate, "
+                         "grad_norm")  # fmt: skip
+    return df.dropna(subset=["loss"]).sort_values("step")
+
+
+def training_loss(
+    logs: Mapping[str, pd.DataFrame], groups: Mapping[str, str], png_path, pdf_path, span: int | None = None,
+    losses: Mapping[str, str] | None = None,
+) -> None:  # fmt: skip
+    """Loss against optimiser step. ``logs``: model id -> train log; ``groups``: model id -> variant (one colour
+    per variant, one panel per loss function because their scales differ). Raw values are thin and faint, the
+    EMA-smoothed curve (span = ``span`` or 1/20 of the points) is thick; seeds of a variant share its colour."""
+    _theme()
+    losses = losses or {}
+    variants = list(dict.fromkeys(groups[m] for m in logs))
+    palette = dict(zip(variants, sns.color_palette("colorblind", len(variants)), strict=True))
+    loss_names = list(dict.fromkeys(losses.get(m, "") for m in logs)) or [""]
+    fig, axes = plt.subplots(1, len(loss_names), figsize=(9.0 * len(loss_names), 4.8), squeeze=False)
+    styles = ["-", "--", ":", "-."]
+    for ax, loss_name in zip(axes.flat, loss_names, strict=True):
+        seen: dict[str, int] = {}
+        for model, df in logs.items():
+            if losses.get(model, "") != loss_name or df.empty:
+                continue
+            variant = groups[model]
+            colour = palette[variant]
+            nth = seen.get(variant, 0)
+            seen[variant] = nth + 1
+            k = span or max(5, len(df) // 10)
+            ax.plot(df["step"], df["loss"], color=colour, alpha=0.25, linewidth=0.8)
+            ax.plot(df["step"], smooth(df["loss"], k), color=colour, linewidth=2.2, linestyle=styles[nth % 4],
+                    label=variant if nth == 0 else None)  # fmt: skip
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel(f"training loss ({loss_name})" if loss_name else "training loss")
+        handles, labels = ax.get_legend_handles_labels()
+        handles += [
+            plt.Line2D([], [], color="grey", alpha=0.35, linewidth=0.8),
+            plt.Line2D([], [], color="grey", linewidth=2.2),
+        ]
+        labels += ["raw", "smoothed (EMA)"]
+        if max(seen.values(), default=1) > 1:
+            handles += [plt.Line2D([], [], color="grey", linewidth=2.2, linestyle=styles[1])]
+            labels += ["further seeds"]
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    fig.tight_layout()
+    save(fig, png_path, pdf_path)
+
+
+# ---- MRR@10 with CIs ---------------------------------------------------------------------------------------------
+def mrr_ci(df: pd.DataFrame, png_path, pdf_path, measure: str = "MRR@10") -> None:
+    """Point-and-interval plot. ``df``: columns model, eval_set, mean, ci_low, ci_high, paper (NaN where the
+    paper has no value). One panel per eval set; models on the y axis."""
+    _theme()
+    eval_sets = list(dict.fromkeys(df["eval_set"]))
+    models = list(dict.fromkeys(df["model"]))
+    fig, axes = plt.subplots(1, len(eval_sets), figsize=(6.0 * len(eval_sets), 0.55 * len(models) + 1.8),
+                             squeeze=False, sharey=True)  # fmt: skip
+    palette = dict(zip(models, sns.color_palette("colorblind", len(models)), strict=True))
+    for ax, eval_set in zip(axes.flat, eval_sets, strict=True):
+        sub = df[df["eval_set"] == eval_set].set_index("model").reindex(models)
+        y = np.arange(len(models))
+        for i, (model, row) in enumerate(sub.iterrows()):
+            if pd.isna(row["mean"]):
+                continue
+            ax.errorbar(row["mean"], i, xerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]],
+                        fmt="o", color=palette[model], capsize=4, markersize=7,
+                        label="ours (95% bootstrap CI)")  # fmt: skip
+        if "paper" in sub and sub["paper"].notna().any():
+            ax.scatter(sub["paper"], y, marker="x", color="black", s=50, zorder=3, label="paper")
+        ax.set_yticks(y, models)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"{measure} on {eval_set}")
+        ax.set_ylabel("model")
+    handles: dict = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), frameon=False)
+    save(fig, png_path, pdf_path)
+
+
+# ---- hard-negative ranks -----------------------------------------------------------------------------------------
+def rank_histogram(ranks: np.ndarray, rank_range: tuple[int, int] | None, png_path, pdf_path) -> None:
+    """Histogram of the original (1-based) ranks of the mined negatives, one bin per rank up to 100 ranks wide,
+    with the configured ``rank_range`` shaded."""
+    _theme()
+    ranks = np.asarray(ranks, dtype=np.int64)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    if len(ranks):
+        lo, hi = int(ranks.min()), int(ranks.max())
+        width = max(1, math.ceil((hi - lo + 1) / 100))
+        bins = np.arange(lo, hi + width + 1, width) - 0.5
+        sns.histplot(x=ranks, bins=bins, ax=ax, color="#4c72b0", label=f"drawn negatives (n = {len(ranks):,})")
+    if rank_range is not None:
+        ax.axvspan(rank_range[0] - 0.5, rank_range[1] + 0.5, color="#dd8452", alpha=0.15,
+                   label=f"configured rank range {rank_range[0]}-{rank_range[1]}")  # fmt: skip
+    ax.set_xlabel("rank of the negative in the miner's list (1 = top)")
+    ax.set_ylabel("number of triplets")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.2)
+    ax.legend(loc="upper center", ncol=2, fontsize="small", framealpha=0.9)
+    fig.tight_layout()
+    save(fig, png_path, pdf_path)
