@@ -1,1 +1,93 @@
-# timing stage: rules are added by the issue that owns this stage.
+# timing stage: the paper's Table II with one protocol for every model (src/ftstudy/timing.py). The timed region is
+# query encoding + similarity + top-k ranking of timing.n_queries dev queries; loading models, reading files and
+# uploading the corpus embeddings happen before it. Timing jobs take every core (threads: workflow.cores) so nothing
+# runs beside them; neural models are timed on the GPU when there is one, bm25 always on the CPU.
+
+TIMING_EVAL_SET = config["timing"]["eval_set"]
+TIMING_CORPUS = eval_corpus(TIMING_EVAL_SET)
+
+
+def timing_params():
+    """The config slice that feeds every timing file: the same for every model, so all are timed alike."""
+    return {
+        "timing": config["timing"],
+        "dtype": config["encoding"]["dtype"],
+        "query_batch_size": config["retrieval"]["query_batch_size"],
+        "corpus_chunk_size": config["retrieval"]["corpus_chunk_size"],
+        "corpus": TIMING_CORPUS,
+    }
+
+
+rule time_inference:
+    input:
+        model=lambda w: model_dir(w.model),
+        embeddings=lambda w: f"results/embeddings/{w.model}/{TIMING_CORPUS}",
+        queries=f"results/data/eval/{TIMING_EVAL_SET}/queries.parquet",
+    output:
+        timing="results/timing/{model}.json",
+    wildcard_constraints:
+        model=NEURAL_RE,
+    params:
+        kind="merged",
+        settings=timing_params(),
+    log:
+        "logs/time_inference/{model}.log",
+    benchmark:
+        "benchmarks/time_inference/{model}.tsv"
+    threads: workflow.cores
+    resources:
+        **gpu_resources(mem_mb=24000, runtime=60),
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/time_inference.py"
+
+
+rule time_inference_unmerged:
+    input:
+        model=model_dir("base"),
+        adapter="results/models/{model}/adapter",
+        embeddings=lambda w: f"results/embeddings/{w.model}/{TIMING_CORPUS}",
+        queries=f"results/data/eval/{TIMING_EVAL_SET}/queries.parquet",
+    output:
+        timing="results/timing/{model}.unmerged.json",
+    wildcard_constraints:
+        model=LORA_RE,
+    params:
+        kind="unmerged",
+        settings=timing_params(),
+    log:
+        "logs/time_inference_unmerged/{model}.log",
+    benchmark:
+        "benchmarks/time_inference_unmerged/{model}.tsv"
+    threads: workflow.cores
+    resources:
+        **gpu_resources(mem_mb=24000, runtime=60),
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/time_inference.py"
+
+
+rule time_inference_bm25:
+    input:
+        collection=collection_parquet(TIMING_CORPUS),
+        queries=f"results/data/eval/{TIMING_EVAL_SET}/queries.parquet",
+    output:
+        timing="results/timing/bm25.json",
+    params:
+        kind="bm25",
+        settings=timing_params(),
+        bm25={k: v for k, v in config["bm25"].items() if k != "enabled"},
+    log:
+        "logs/time_inference_bm25/bm25.log",
+    benchmark:
+        "benchmarks/time_inference_bm25/bm25.tsv"
+    threads: workflow.cores
+    resources:
+        mem_mb=lambda wildcards, input: max(2000, int(25 * input.size_mb)),
+        runtime=120,
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/time_inference.py"

@@ -1,0 +1,338 @@
+"""Inference timing, the paper's Table II done right.
+
+One protocol for every model:
+
+- the same ``n_queries`` queries, sampled with ``timing.seed`` from the eval set's judged queries (with
+  replacement only where fewer exist), encoded with the same batch size and precision;
+- the timed region is exactly query encoding + similarity + top-``k`` ranking (:func:`time_queries`); model
+  loading, reading files and moving the corpus embeddings to the device happen before it;
+- a warm-up pass first, ``torch.cuda.synchronize()`` around every timed stage on a GPU, the median of
+  ``repeats`` passes reported with every pass's time;
+- search is exact: a chunked matrix product + top-k in torch (:class:`ResidentSearch`) over the corpus embeddings
+  resident on the device (float16 on a GPU, float32 on the CPU), with the same chunking for every model;
+- LoRA models are timed merged (their ``model/`` folder) and unmerged (base + adapter through peft,
+  :func:`load_unmerged_lora`);
+- BM25 is timed on the CPU: query tokenisation + scoring + top-k over an index built before timing.
+
+Every JSON records the device name, backend, dtype, library versions, threads, sizes and every repeat's time.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ftstudy.provenance import versions
+
+TIMED_REGION = "query encoding + similarity + top-k ranking (model loading, file I/O, corpus upload excluded)"
+
+
+# ---- queries -------------------------------------------------------------------------------------------------
+def sample_queries(qids: Sequence[int], texts: Sequence[str], n: int, seed: int) -> tuple[np.ndarray, list[str], bool]:
+    """``n`` queries drawn with ``numpy.random.default_rng(seed)``: without replacement when at least ``n`` exist,
+    with replacement otherwise. Returns (qids int64 (n,), texts, with_replacement)."""
+    if len(qids) != len(texts):
+        raise ValueError(f"sample_queries: {len(qids)} qids but {len(texts)} texts")
+    if len(qids) == 0:
+        raise ValueError("sample_queries: no queries to sample from")
+    if n < 1:
+        raise ValueError(f"sample_queries: n must be >= 1, got {n}")
+    replace = n > len(qids)
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(qids), size=n, replace=replace)
+    return np.asarray(qids, dtype=np.int64)[pick], [texts[i] for i in pick], replace
+
+
+# ---- the timed region ----------------------------------------------------------------------------------------
+def _noop() -> None:
+    return None
+
+
+def time_queries(
+    encode_fn: Callable[[list[str]], Any],
+    search_fn: Callable[[Any], Any],
+    queries: Sequence[str],
+    repeats: int = 3,
+    sync: Callable[[], None] | None = None,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict:
+    """Time ``search_fn(encode_fn(queries))`` ``repeats`` times after ``warmup`` untimed passes.
+
+    ``encode_fn`` maps the list of query texts to embeddings (or tokens), ``search_fn`` maps those to the top-k
+    results; everything they need must be prepared before this call, since only they are timed. ``sync`` (e.g.
+    ``torch.cuda.synchronize``) is called before each clock reading so asynchronous GPU work is counted.
+
+    Returns ``{"n_queries", "seconds" (median total), "qps", "repeat_seconds", "encode_seconds",
+    "search_seconds" (medians of each stage), "repeat_encode_seconds", "repeat_search_seconds", "repeats",
+    "warmup"}``.
+    """
+    if repeats < 1:
+        raise ValueError(f"time_queries: repeats must be >= 1, got {repeats}")
+    queries = list(queries)
+    if not queries:
+        raise ValueError("time_queries: no queries")
+    sync = sync or _noop
+    for _ in range(warmup):
+        search_fn(encode_fn(queries))
+    sync()
+    totals, encodes, searches = [], [], []
+    for _ in range(repeats):
+        sync()
+        t0 = clock()
+        emb = encode_fn(queries)
+        sync()
+        t1 = clock()
+        search_fn(emb)
+        sync()
+        t2 = clock()
+        totals.append(t2 - t0)
+        encodes.append(t1 - t0)
+        searches.append(t2 - t1)
+    seconds = statistics.median(totals)
+    return {
+        "n_queries": len(queries),
+        "seconds": seconds,
+        "qps": len(queries) / seconds if seconds > 0 else float("inf"),
+        "repeat_seconds": totals,
+        "encode_seconds": statistics.median(encodes),
+        "search_seconds": statistics.median(searches),
+        "repeat_encode_seconds": encodes,
+        "repeat_search_seconds": searches,
+        "repeats": repeats,
+        "warmup": warmup,
+    }
+
+
+# ---- devices -------------------------------------------------------------------------------------------------
+def device_name(device: str) -> str:
+    """Human-readable name of ``device``: the GPU's name, or the CPU model and core count."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"CPU: {model} ({os.cpu_count()} logical cores)"
+
+
+def sync_fn(device: str) -> Callable[[], None]:
+    """``torch.cuda.synchronize`` on a GPU, a no-op on the CPU."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return torch.cuda.synchronize
+    return _noop
+
+
+# ---- search over a device-resident corpus ---------------------------------------------------------------------
+class ResidentSearch:
+    """Exact top-k by inner product over corpus embeddings moved to ``device`` once, at construction.
+
+    Same algorithm as :func:`ftstudy.search.exact_search` (chunked ``q @ c.T`` + ``topk``, merged across chunks),
+    but the corpus upload is outside the timed call. Corpus dtype: float16 on a GPU, float32 on the CPU (CPU
+    half-precision matrix products are slow). Calling it with (nq, d) query embeddings (numpy or torch) returns
+    (scores float32 (nq, k'), indices int64 (nq, k')) as numpy arrays, k' = min(k, n).
+    """
+
+    def __init__(
+        self,
+        corpus: np.ndarray,
+        k: int,
+        device: str = "cpu",
+        query_batch_size: int = 4096,
+        corpus_chunk_size: int = 1_000_000,
+    ):
+        import torch
+
+        self.device = str(device)
+        self.dtype = torch.float32 if self.device == "cpu" else torch.float16
+        self.n = int(corpus.shape[0])
+        self.k = min(int(k), self.n)
+        self.query_batch_size = int(query_batch_size)
+        self.corpus_chunk_size = int(corpus_chunk_size)
+        self.chunks = []
+        for cs in range(0, self.n, self.corpus_chunk_size):
+            block = np.ascontiguousarray(corpus[cs : cs + self.corpus_chunk_size])
+            self.chunks.append((cs, torch.as_tensor(block).to(device=self.device, dtype=self.dtype)))
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).replace("torch.", "")
+
+    def __call__(self, queries) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        q_all = torch.as_tensor(queries).to(device=self.device, dtype=self.dtype)
+        out_s, out_i = [], []
+        with torch.inference_mode():
+            for qs in range(0, q_all.shape[0], self.query_batch_size):
+                q = q_all[qs : qs + self.query_batch_size]
+                best_s = best_i = None
+                for cs, c in self.chunks:
+                    s = (q @ c.T).float()
+                    top_s, top_i = torch.topk(s, min(self.k, s.shape[1]), dim=1)
+                    top_i = top_i + cs
+                    if best_s is None:
+                        best_s, best_i = top_s, top_i
+                    else:
+                        best_s, pos = torch.topk(torch.cat([best_s, top_s], dim=1), self.k, dim=1)
+                        best_i = torch.gather(torch.cat([best_i, top_i], dim=1), 1, pos)
+                out_s.append(best_s)
+                out_i.append(best_i)
+            scores = torch.cat(out_s).cpu().numpy()
+            idx = torch.cat(out_i).cpu().numpy().astype(np.int64)
+        return scores, idx
+
+
+# ---- models --------------------------------------------------------------------------------------------------
+def _transformer_holder(model):
+    """(module, attribute name) of the Hugging Face transformer inside a SentenceTransformer's first module.
+
+    sentence-transformers 6 keeps it in ``model[0].model`` (``auto_model`` is a read-only alias); older versions
+    in ``model[0].auto_model``.
+    """
+    import torch
+
+    first = model[0]
+    for attr in ("model", "auto_model"):
+        prop = getattr(type(first), attr, None)
+        if isinstance(prop, property) and prop.fset is None:
+            continue
+        if isinstance(getattr(first, attr, None), torch.nn.Module):
+            return first, attr
+    raise TypeError(f"{type(first).__name__}: no transformer attribute ('model' or 'auto_model')")
+
+
+def load_unmerged_lora(base_dir: str, adapter_dir: str, device: str = "cpu"):
+    """The base SentenceTransformer with the LoRA adapter at ``adapter_dir`` attached, not merged.
+
+    The adapter is what ``PeftModel.save_pretrained`` wrote for ``peft.get_peft_model(model[0].model, ...)``.
+    Every forward pass then computes ``W x + B A x`` for the adapted layers: the unmerged inference cost.
+    """
+    from peft import PeftModel
+
+    from ftstudy.models import load_model
+
+    model = load_model(str(base_dir), device)
+    holder, attr = _transformer_holder(model)
+    peft_model = PeftModel.from_pretrained(getattr(holder, attr), str(adapter_dir), is_trainable=False)
+    setattr(holder, attr, peft_model)
+    model.to(device)
+    model.eval()
+    return model
+
+
+def query_encoder(model, batch_size: int, dtype: str) -> Callable[[list[str]], np.ndarray]:
+    """``texts -> float32 (n, d)`` L2-normalised embeddings, the same code path as retrieval's query encoding."""
+    from ftstudy import encode
+
+    if hasattr(encode, "encode_texts_dtype"):
+        return lambda texts: encode.encode_texts_dtype(model, texts, batch_size=batch_size, dtype=dtype)
+    return lambda texts: encode.encode_texts(model, texts, batch_size=batch_size)
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto`` -> bf16 on a GPU that supports it (else fp16), fp32 on CPU; other values unchanged."""
+    try:
+        from ftstudy.encode import resolve_dtype as _resolve
+    except ImportError:
+        _resolve = None
+    if _resolve is not None:
+        return _resolve(dtype, device)
+    if dtype != "auto":
+        return dtype
+    if str(device).startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+# ---- whole measurements --------------------------------------------------------------------------------------
+def time_neural(
+    model,
+    corpus: np.ndarray,
+    queries: Sequence[str],
+    *,
+    device: str,
+    top_k: int,
+    batch_size: int,
+    dtype: str,
+    repeats: int,
+    query_batch_size: int = 4096,
+    corpus_chunk_size: int = 1_000_000,
+    warmup: int = 1,
+) -> dict:
+    """Time one SentenceTransformer (already loaded on ``device``) against its corpus embeddings (n, d).
+
+    The corpus is uploaded to ``device`` before timing. Returns :func:`time_queries`' dict plus the settings.
+    """
+    compute_dtype = resolve_dtype(dtype, device)
+    search = ResidentSearch(corpus, top_k, device, query_batch_size, corpus_chunk_size)
+    encode_fn = query_encoder(model, batch_size, compute_dtype)
+    result = time_queries(encode_fn, search, queries, repeats=repeats, sync=sync_fn(device), warmup=warmup)
+    result.update(
+        device=device_name(device),
+        device_type="cuda" if str(device).startswith("cuda") else "cpu",
+        backend="torch-exact",
+        dtype=compute_dtype,
+        corpus_dtype=search.dtype_name,
+        corpus_size=search.n,
+        embedding_dim=int(corpus.shape[1]),
+        top_k=search.k,
+        batch_size=batch_size,
+        query_batch_size=query_batch_size,
+        corpus_chunk_size=corpus_chunk_size,
+    )
+    return result
+
+
+def time_bm25(index, queries: Sequence[str], *, top_k: int, repeats: int, n_threads: int = 1, warmup: int = 1) -> dict:
+    """Time BM25 on the CPU: query tokenisation + scoring + top-k over an index built beforehand (``index`` from
+    :func:`ftstudy.bm25.build_bm25`)."""
+    k = min(int(top_k), index.n_docs)
+
+    def encode_fn(texts):
+        return index.tokenize(texts, return_ids=False)
+
+    def search_fn(tokens):
+        return index.retriever.retrieve(tokens, k=k, show_progress=False, n_threads=max(1, n_threads))
+
+    result = time_queries(encode_fn, search_fn, queries, repeats=repeats, sync=None, warmup=warmup)
+    result.update(
+        device=device_name("cpu"),
+        device_type="cpu",
+        backend="bm25s",
+        dtype="float32",
+        corpus_size=index.n_docs,
+        top_k=k,
+        batch_size=len(queries),
+        bm25=index.describe(),
+    )
+    return result
+
+
+def timing_record(model_id: str, result: dict, *, threads: int, extra: dict | None = None) -> dict:
+    """The JSON written to ``results/timing/{model}.json``: ``result`` plus model id, threads, region and versions."""
+    return {
+        "model": model_id,
+        **result,
+        "threads": int(threads),
+        "timed_region": TIMED_REGION,
+        "versions": versions(),
+        **(extra or {}),
+    }
