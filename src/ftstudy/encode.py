@@ -1,28 +1,236 @@
-"""Text -> embedding. Every embedding in the study goes through :func:`encode_texts`.
+"""Text -> embedding. Every embedding in the study goes through this module.
 
-Output is always L2-normalised float32, so inner product equals cosine similarity whatever loss trained the
-model. (The retrieval issue owns this module and may make it faster; the signature is the contract.)
+Output is always L2-normalised, so inner product equals cosine similarity whatever loss trained the model.
+
+- :func:`encode_texts` encodes a list of texts in memory (queries, small corpora): float32 (n, d).
+- :func:`encode_corpus` encodes a whole collection in resumable chunks and writes the contract's embedding folder
+  (``vectors.npy`` float16 (n, d), ``ids.npy`` int64, ``meta.json``). A killed job restarts from its last finished
+  chunk: chunk files live in a caller-given partial folder (``results/.partial/...``) and are deleted on success.
+
+Speed: batches are sorted by *token* length (tighter padding than the library's character-length sort), the
+forward pass runs under ``torch.inference_mode`` with no per-item Python work, and on a GPU it runs in bf16/fp16
+autocast (``dtype``); on CPU it runs in fp32. The autocast path is exercised on CPU too (``dtype="bf16"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
+from ftstudy.atomic import atomic_dir, atomic_path, write_json
 
-def encode_texts(
-    model, texts: Sequence[str], batch_size: int = 256, show_progress: bool = False
-) -> np.ndarray:
-    """Encode ``texts`` with a SentenceTransformer.
+LOG = logging.getLogger(__name__)
+DTYPES = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto`` -> ``bf16`` on a GPU that supports it (else ``fp16``), ``fp32`` on CPU; other values unchanged."""
+    if dtype not in DTYPES:
+        raise ValueError(f"encoding dtype '{dtype}': expected one of {DTYPES}")
+    if dtype != "auto":
+        return dtype
+    if str(device).startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def embedding_dim(model) -> int:
+    """Output dimension of a SentenceTransformer (the method's name changed in sentence-transformers 6)."""
+    fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(fn())
+
+
+def _model_device(model) -> str:
+    return str(getattr(model, "device", "cpu"))
+
+
+def _token_lengths(model, texts: Sequence[str]) -> np.ndarray:
+    """Number of tokens of each text after truncation (fast tokenizer, no padding)."""
+    tok = getattr(model, "tokenizer", None)
+    max_len = getattr(model, "max_seq_length", None) or 512
+    if tok is None or not callable(tok):
+        return np.array([len(t) for t in texts], dtype=np.int64)
+    enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=max_len, padding=False)
+    return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
+
+
+def _encode_sorted(
+    model,
+    texts: Sequence[str],
+    batch_size: int,
+    dtype: str,
+    show_progress: bool,
+    out: np.ndarray,
+    desc: str = "encode",
+) -> None:
+    """Encode ``texts`` into ``out`` (shape (len(texts), d), any float dtype), rows L2-normalised."""
+    import torch
+    from tqdm.auto import tqdm
+
+    n = len(texts)
+    if n == 0:
+        return
+    device = _model_device(model)
+    dev_type = "cuda" if device.startswith("cuda") else "cpu"
+    amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
+    order = np.argsort(-_token_lengths(model, texts), kind="stable")  # longest first: OOM shows up at once
+    model.eval()
+    with (
+        torch.inference_mode(),
+        torch.autocast(device_type=dev_type, dtype=amp, enabled=amp is not None),
+        tqdm(total=n, desc=desc, unit="text", disable=not show_progress, mininterval=5.0, file=None) as bar,
+    ):
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            features = model.preprocess([texts[i] for i in idx])
+            features = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in features.items()}
+            emb = model(features)["sentence_embedding"].float()
+            emb = torch.nn.functional.normalize(emb, p=2, dim=1)
+            out[idx] = emb.cpu().numpy()
+            bar.update(len(idx))
+
+
+def encode_texts(model, texts: Sequence[str], batch_size: int = 256, show_progress: bool = False) -> np.ndarray:
+    """Encode ``texts`` with a SentenceTransformer, in fp32 (the model's own precision).
 
     Returns an array of shape (len(texts), dim), float32, each row with L2 norm 1 (cosine = inner product).
+    For bf16/fp16 GPU encoding use :func:`encode_texts_dtype`.
     """
-    emb = model.encode(
-        list(texts),
-        batch_size=batch_size,
-        convert_to_numpy=True,
-        normalize_embeddings=True,
-        show_progress_bar=show_progress,
+    return encode_texts_dtype(model, texts, batch_size=batch_size, dtype="fp32", show_progress=show_progress)
+
+
+def encode_texts_dtype(
+    model, texts: Sequence[str], batch_size: int = 256, dtype: str = "auto", show_progress: bool = False
+) -> np.ndarray:
+    """Like :func:`encode_texts`, with the compute precision ``dtype`` (auto/fp32/bf16/fp16, see resolve_dtype).
+
+    Output is float32 (n, d), rows L2-normalised, whatever the compute precision.
+    """
+    dim = embedding_dim(model)
+    out = np.empty((len(texts), dim), dtype=np.float32)
+    _encode_sorted(model, list(texts), batch_size, resolve_dtype(dtype, _model_device(model)), show_progress, out)
+    return out
+
+
+def _chunk_path(partial_dir: Path, i: int) -> Path:
+    return partial_dir / f"chunk_{i:06d}.npy"
+
+
+def encode_corpus(
+    model,
+    texts: Sequence[str],
+    ids: np.ndarray,
+    out_dir: str | os.PathLike,
+    partial_dir: str | os.PathLike,
+    chunk_size: int = 200_000,
+    batch_size: int = 256,
+    dtype: str = "auto",
+    meta: dict | None = None,
+    show_progress: bool = True,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Encode a collection in resumable chunks and write ``out_dir`` (vectors.npy, ids.npy, meta.json).
+
+    texts: n passages; ids: n int64 pids (same order). Chunk ``i`` covers rows ``[i*chunk_size, (i+1)*chunk_size)``
+    and is saved (atomically, float16) as ``partial_dir/chunk_{i}.npy``; chunks already there are reused, so a
+    rerun after a kill encodes only the missing ones. ``partial_dir`` must be keyed by everything that changes
+    the vectors (model weights, encoding settings, collection): the caller's job (see the encode_corpus script).
+    ``on_chunk(i, n_chunks)`` is called after each newly encoded chunk is saved (progress hooks; tests raise
+    from it to simulate a kill). On success ``out_dir`` appears atomically and ``partial_dir`` is deleted.
+
+    Returns the meta dict written to meta.json (adds n, dim, dtype, chunks encoded now / reused, seconds).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    n = len(texts)
+    if ids.shape != (n,):
+        raise ValueError(f"encode_corpus: {n} texts but ids has shape {ids.shape}")
+    if chunk_size < 1:
+        raise ValueError(f"encode_corpus: chunk_size must be >= 1, got {chunk_size}")
+    partial = Path(partial_dir)
+    partial.mkdir(parents=True, exist_ok=True)
+    device = _model_device(model)
+    compute = resolve_dtype(dtype, device)
+    dim = embedding_dim(model)
+    n_chunks = max(1, -(-n // chunk_size))
+    state = {"n": n, "dim": dim, "chunk_size": chunk_size, "n_chunks": n_chunks}
+    state_file = partial / "state.json"
+    if state_file.exists():
+        old = json.loads(state_file.read_text())
+        if old != state:  # same key but a different layout: never mix chunks
+            LOG.warning("partial state %s does not match (%s != %s); starting over", partial, old, state)
+            shutil.rmtree(partial)
+            partial.mkdir(parents=True)
+    write_json(state_file, state)
+
+    t0 = time.perf_counter()
+    done_before = [i for i in range(n_chunks) if _chunk_path(partial, i).exists()]
+    if done_before:
+        LOG.info("resuming: %d of %d chunks already encoded in %s", len(done_before), n_chunks, partial)
+    encoded_now = []
+    for i in range(n_chunks):
+        path = _chunk_path(partial, i)
+        if path.exists():
+            continue
+        lo, hi = i * chunk_size, min(n, (i + 1) * chunk_size)
+        buf = np.empty((hi - lo, dim), dtype=np.float32)
+        _encode_sorted(model, texts[lo:hi], batch_size, compute, show_progress, buf, desc=f"chunk {i + 1}/{n_chunks}")
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, buf.astype(np.float16))
+        encoded_now.append(i)
+        LOG.info("chunk %d/%d encoded (%d passages)", i + 1, n_chunks, hi - lo)
+        if on_chunk is not None:
+            on_chunk(i, n_chunks)
+    seconds = time.perf_counter() - t0
+
+    info = dict(meta or {})
+    info.update(
+        {
+            "n": n,
+            "dim": dim,
+            "dtype": "float16",
+            "normalized": True,
+            "compute_dtype": compute,
+            "device": device,
+            "batch_size": batch_size,
+            "chunk_size": chunk_size,
+            "chunks_encoded": len(encoded_now),
+            "chunks_reused": n_chunks - len(encoded_now),
+            "encode_seconds": round(seconds, 3),
+            "passages_per_s_this_run": round(
+                sum(min(n, (i + 1) * chunk_size) - i * chunk_size for i in encoded_now) / seconds, 2
+            )
+            if seconds > 0 and encoded_now
+            else None,
+        }
     )
-    return np.asarray(emb, dtype=np.float32)
+    with atomic_dir(out_dir) as tmp:
+        vec = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float16, shape=(n, dim))
+        for i in range(n_chunks):
+            lo, hi = i * chunk_size, min(n, (i + 1) * chunk_size)
+            vec[lo:hi] = np.load(_chunk_path(partial, i))
+        vec.flush()
+        del vec
+        np.save(tmp / "ids.npy", ids)
+        (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    shutil.rmtree(partial, ignore_errors=True)
+    return info
+
+
+def load_embeddings(emb_dir: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(vectors float16 (n, d) memory-mapped, ids int64 (n,), meta) of an embedding folder; checks shapes."""
+    d = Path(emb_dir)
+    vec = np.load(d / "vectors.npy", mmap_mode="r" if mmap else None)
+    ids = np.load(d / "ids.npy")
+    meta = json.loads((d / "meta.json").read_text())
+    if vec.ndim != 2 or ids.shape != (vec.shape[0],):
+        raise ValueError(f"{d}: vectors.npy shape {vec.shape} does not match ids.npy shape {ids.shape}")
+    return vec, ids, meta

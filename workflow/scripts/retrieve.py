@@ -1,0 +1,51 @@
+"""Encode an eval set's queries with a neural model, search its corpus, write the TREC run (top retrieval.k)."""
+
+import time
+
+from _common import setup
+
+log = setup(snakemake)  # noqa: F821
+
+import faiss  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ftstudy.encode import encode_texts_dtype, load_embeddings  # noqa: E402
+from ftstudy.index import read_index  # noqa: E402
+from ftstudy.models import load_model  # noqa: E402
+from ftstudy.runs import write_run  # noqa: E402
+from ftstudy.search import resolve_backend, search  # noqa: E402
+
+smk = snakemake  # noqa: F821
+faiss.omp_set_num_threads(smk.threads)
+ret, enc = smk.params.retrieval, smk.params.encoding
+queries = pd.read_parquet(smk.input.queries, columns=["qid", "text"])
+model = load_model(smk.input.model, device=smk.params.device)
+model.max_seq_length = enc["max_seq_length"]
+backend, device = resolve_backend(ret["backend"], smk.params.device)
+log.info(
+    "%d queries of %s, model %s; backend %s on %s",
+    len(queries),
+    smk.wildcards.eval_set,
+    smk.wildcards.model,
+    backend,
+    device,
+)
+
+t0 = time.perf_counter()
+qv = encode_texts_dtype(model, queries["text"].tolist(), batch_size=enc["batch_size"], dtype=enc["dtype"])
+t1 = time.perf_counter()
+vectors, ids, _ = load_embeddings(smk.input.embeddings)
+kw = {"query_batch_size": ret["query_batch_size"], "corpus_chunk_size": ret["corpus_chunk_size"]}
+if backend == "faiss":
+    idx_cfg = ret["index"]
+    index = read_index(smk.input.index, nprobe=idx_cfg["nprobe"], ef_search=idx_cfg["ef_search"])
+    if index.ntotal != len(ids):
+        raise ValueError(f"{smk.input.index} holds {index.ntotal} vectors but {smk.input.embeddings} has {len(ids)}")
+    scores, rows = search(qv, None, ret["k"], backend="faiss", index=index, device=device, **kw)
+else:
+    scores, rows = search(qv, vectors, ret["k"], backend="torch", device=device, **kw)
+t2 = time.perf_counter()
+pids = np.where(rows >= 0, ids[np.clip(rows, 0, None)], -1)
+write_run(smk.output.run, queries["qid"].to_numpy(), pids, scores, run_name=smk.wildcards.model)
+log.info("query encoding %.2f s, search %.2f s, k=%d; wrote %s", t1 - t0, t2 - t1, ret["k"], smk.output.run)
