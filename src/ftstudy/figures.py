@@ -186,3 +186,27 @@ def rank_histogram(ranks: np.ndarray, rank_range: tuple[int, int] | None, png_pa
     ax.legend(loc="upper center", ncol=2, fontsize="small", framealpha=0.9)
     fig.tight_layout()
     save(fig, png_path, pdf_path)
+
+
+def ranks_from_stats(stats: Mapping, source: str = "hard_stats.json") -> np.ndarray:
+    """The drawn ranks as an array, rebuilt from a mining-statistics histogram.
+
+    Accepts ``{"rank_histogram": {rank: count}}`` (any key containing ``hist``), a list of ``[rank, count]``
+    pairs, or ``{"ranks": [...], "counts": [...]}``; raises ValueError naming ``source`` otherwise.
+    """
+    keys = [k for k in stats if "hist" in str(k).lower()]
+    for key in keys:
+        hist = stats[key]
+        if isinstance(hist, Mapping) and {"ranks", "counts"} <= set(hist):
+            r, c = hist["ranks"], hist["counts"]
+        elif isinstance(hist, Mapping):
+            r, c = list(hist.keys()), list(hist.values())
+        elif isinstance(hist, list) and all(isinstance(x, list | tuple) and len(x) == 2 for x in hist):
+            r, c = [x[0] for x in hist], [x[1] for x in hist]
+        else:
+            continue
+        try:
+            return np.repeat(np.asarray(r, dtype=float).astype(np.int64), np.asarray(c, dtype=np.int64))
+        except (TypeError, ValueError):
+            continue
+    raise ValueError(f"{source}: no rank histogram found (expected e.g. {{'rank_histogram': {{rank: count}}}})")

@@ -1,1 +1,325 @@
-# report stage: rules are added by the issue that owns this stage.
+# report stage: tables (paper's Tables I-III and more), paired significance tests, embedding geometry of seeded dev
+# query/positive pairs, figures, and the captions that `snakemake --report results/report.html` shows.
+# Logic: src/ftstudy/{tables,significance,geometry,figures,paper}.py. Everything here runs on the CPU (analysis env)
+# except encode_pairs, which encodes the pairs with each neural model (a GPU rule, ml env).
+
+ANALYSIS = config["analysis"]
+ANALYSIS_SET = ANALYSIS["eval_set"]
+
+
+def model_slice(model):
+    """The config slice that made a model's numbers (its training branch, base model or BM25 settings)."""
+    if model in TRAINED:
+        return ftconfig.training_slice(config, model)
+    if model == "bm25":
+        return {"bm25": config["bm25"]}
+    return {"base_model": config["base_model"]}
+
+
+def row_info():
+    """Per model id: config_hash of its slice (+ retrieval settings), and its seed (None for base and bm25)."""
+    return {
+        m: {
+            "config_hash": config_hash({"model": model_slice(m), "retrieval": config["retrieval"]}),
+            "seed": TRAINED[m]["seed"] if m in TRAINED else None,
+        }
+        for m in ALL_MODELS
+    }
+
+
+def trained_groups():
+    return {m: {"variant": e["variant"], "seed": e["seed"]} for m, e in TRAINED.items()}
+
+
+def per_query_files():
+    return [f"results/metrics/{m}/{e}.per_query.parquet" for e in EVAL_SETS for m in ALL_MODELS]
+
+
+def metric_keys():
+    return [[m, e] for e in EVAL_SETS for m in ALL_MODELS]
+
+
+REPORT_INFO = row_info()
+TABLE_SLICE = {"analysis": ANALYSIS, "models": {m: v["config_hash"] for m, v in REPORT_INFO.items()}}
+PAIRS_SLICE = {
+    "eval_set": ANALYSIS_SET,
+    "definition": config["eval_sets"][ANALYSIS_SET],
+    "n_pairs": ANALYSIS["n_pairs"],
+    "seed": ANALYSIS["seed"],
+}
+
+
+rule significance:
+    input:
+        per_query=per_query_files(),
+        queries=expand("results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS),
+    output:
+        csv=report(
+            "results/tables/significance.csv",
+            caption="../report/significance.rst",
+            category="Tables",
+            labels={"table": "significance"},
+        ),
+        md="results/tables/significance.md",
+    params:
+        metric_keys=metric_keys(),
+        eval_sets=EVAL_SETS,
+        n_resamples=ANALYSIS["n_resamples"],
+        seed=ANALYSIS["seed"],
+        alpha=ANALYSIS["alpha"],
+        config_hash=config_hash(TABLE_SLICE),
+    log:
+        "logs/significance/significance.log",
+    benchmark:
+        "benchmarks/significance/significance.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/significance.py"
+
+
+rule tables:
+    input:
+        metrics=[f"results/metrics/{m}/{e}.json" for m, e in metric_keys()],
+        timing=[f"results/timing/{m}.json" for m in ALL_MODELS]
+        + [f"results/timing/{m}.unmerged.json" for m in LORA_MODELS],
+        summaries=[f"results/models/{m}/train_summary.json" for m in TRAINED],
+        significance="results/tables/significance.csv",
+    output:
+        mrr_csv=report(
+            "results/tables/mrr.csv",
+            caption="../report/mrr.rst",
+            category="Tables",
+            labels={"table": "mrr (Table I)"},
+        ),
+        mrr_md="results/tables/mrr.md",
+        inference_csv=report(
+            "results/tables/inference.csv",
+            caption="../report/inference.rst",
+            category="Tables",
+            labels={"table": "inference (Table II)"},
+        ),
+        inference_md="results/tables/inference.md",
+        training_csv=report(
+            "results/tables/training.csv",
+            caption="../report/training.rst",
+            category="Tables",
+            labels={"table": "training (Table III)"},
+        ),
+        training_md="results/tables/training.md",
+    params:
+        metric_keys=metric_keys(),
+        timing_keys=[[m, "merged"] for m in ALL_MODELS] + [[m, "unmerged"] for m in LORA_MODELS],
+        trained_models=list(TRAINED),
+        trained=trained_groups(),
+        info=REPORT_INFO,
+        config_hash=config_hash(TABLE_SLICE),
+    log:
+        "logs/tables/tables.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule sample_pairs:
+    input:
+        queries=f"results/data/eval/{ANALYSIS_SET}/queries.parquet",
+        qrels=f"results/data/eval/{ANALYSIS_SET}/qrels.parquet",
+        collection=collection_parquet(eval_corpus(ANALYSIS_SET)),
+    output:
+        pairs="results/analysis/pairs.parquet",
+    params:
+        n_pairs=ANALYSIS["n_pairs"],
+        seed=ANALYSIS["seed"],
+        min_relevance=config["eval_sets"][ANALYSIS_SET].get("min_relevance", 1),
+        config_hash=config_hash(PAIRS_SLICE),
+    log:
+        "logs/sample_pairs/sample_pairs.log",
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=15,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/sample_pairs.py"
+
+
+rule encode_pairs:
+    input:
+        pairs="results/analysis/pairs.parquet",
+        model=lambda w: model_dir(w.model),
+    output:
+        npz="results/analysis/pairs/{model}.npz",
+    wildcard_constraints:
+        model=NEURAL_RE,
+    params:
+        batch_size=config["encoding"]["batch_size"],
+        max_seq_length=config["encoding"]["max_seq_length"],
+    log:
+        "logs/encode_pairs/{model}.log",
+    benchmark:
+        "benchmarks/encode_pairs/{model}.tsv"
+    threads: 2
+    resources:
+        **gpu_resources(mem_mb=8000, runtime=20),
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/encode_pairs.py"
+
+
+rule geometry:
+    input:
+        npz=expand("results/analysis/pairs/{model}.npz", model=NEURAL_MODELS),
+    output:
+        csv=report(
+            "results/tables/geometry.csv",
+            caption="../report/geometry.rst",
+            category="Tables",
+            labels={"table": "geometry"},
+        ),
+        md="results/tables/geometry.md",
+    params:
+        models=NEURAL_MODELS,
+        trained=trained_groups(),
+        info=REPORT_INFO,
+        config_hash=config_hash({"pairs": PAIRS_SLICE, "models": TABLE_SLICE["models"]}),
+    log:
+        "logs/geometry/geometry.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/geometry.py"
+
+
+rule umap:
+    input:
+        npz=expand("results/analysis/pairs/{model}.npz", model=NEURAL_MODELS),
+    output:
+        png=report(
+            "results/figures/umap.png",
+            caption="../report/umap.rst",
+            category="Figures",
+            labels={"figure": "UMAP (Fig. 1)"},
+        ),
+        pdf="results/figures/umap.pdf",
+        coords="results/analysis/umap_coords.parquet",
+    params:
+        models=NEURAL_MODELS,
+        n_neighbors=ANALYSIS["umap_neighbors"],
+        min_dist=ANALYSIS["umap_min_dist"],
+        seed=ANALYSIS["seed"],
+        config_hash=config_hash({"pairs": PAIRS_SLICE, "umap": [ANALYSIS["umap_neighbors"], ANALYSIS["umap_min_dist"]],
+                                 "models": TABLE_SLICE["models"]}),
+    log:
+        "logs/umap/umap.log",
+    benchmark:
+        "benchmarks/umap/umap.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/umap_figure.py"
+
+
+rule figure_training_loss:
+    input:
+        logs=[f"results/models/{m}/train_log.csv" for m in TRAINED],
+        summaries=[f"results/models/{m}/train_summary.json" for m in TRAINED],
+    output:
+        png=report(
+            "results/figures/training_loss.png",
+            caption="../report/training_loss.rst",
+            category="Figures",
+            labels={"figure": "training loss (Fig. 2)"},
+        ),
+        pdf="results/figures/training_loss.pdf",
+    params:
+        models=list(TRAINED),
+        trained=trained_groups(),
+        config_hash=config_hash({m: REPORT_INFO[m]["config_hash"] for m in TRAINED}),
+    log:
+        "logs/figure_training_loss/training_loss.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_training_loss.py"
+
+
+rule figure_mrr_ci:
+    input:
+        per_query=per_query_files(),
+        queries=expand("results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS),
+    output:
+        png=report(
+            "results/figures/mrr_ci.png",
+            caption="../report/mrr_ci.rst",
+            category="Figures",
+            labels={"figure": "MRR@10 with CIs"},
+        ),
+        pdf="results/figures/mrr_ci.pdf",
+    params:
+        metric_keys=metric_keys(),
+        eval_sets=EVAL_SETS,
+        trained=trained_groups(),
+        n_resamples=ANALYSIS["n_resamples"],
+        seed=ANALYSIS["seed"],
+        config_hash=config_hash(TABLE_SLICE),
+    log:
+        "logs/figure_mrr_ci/mrr_ci.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_mrr_ci.py"
+
+
+rule figure_hard_negative_ranks:
+    input:
+        hard="results/triplets/hard.parquet",
+        stats="results/triplets/hard_stats.json",
+    output:
+        png=report(
+            "results/figures/hard_negative_ranks.png",
+            caption="../report/hard_negative_ranks.rst",
+            category="Figures",
+            labels={"figure": "hard-negative ranks"},
+        ),
+        pdf="results/figures/hard_negative_ranks.pdf",
+    params:
+        rank_range=config["mining"]["rank_range"],
+        config_hash=config_hash({"mining": config["mining"]}),
+    log:
+        "logs/figure_hard_negative_ranks/hard_negative_ranks.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/figure_hard_negative_ranks.py"

@@ -1,0 +1,32 @@
+"""Tables I-III (mrr, inference, training) from the metrics, timing and training-summary files."""
+
+from _common import setup
+
+log = setup(snakemake)  # noqa: F821
+
+import pandas as pd  # noqa: E402
+
+from ftstudy.tables import (  # noqa: E402
+    inference_table,
+    mrr_table,
+    read_json,
+    training_table,
+    write_table,
+)
+
+smk = snakemake  # noqa: F821
+metrics = {tuple(k): p for k, p in zip(smk.params.metric_keys, smk.input.metrics, strict=True)}
+timing = {tuple(k): p for k, p in zip(smk.params.timing_keys, smk.input.timing, strict=True)}
+summaries = dict(zip(smk.params.trained_models, smk.input.summaries, strict=True))
+info = {m: dict(v) for m, v in smk.params.info.items()}
+# The model hash of each row: the weights' sha256 that evaluate recorded in the metrics provenance.
+for (model, _), path in metrics.items():
+    prov = read_json(path).get("provenance") or {}
+    if prov.get("model_sha256") and not info.setdefault(model, {}).get("model_hash"):
+        info[model]["model_hash"] = prov["model_sha256"]
+significance = pd.read_csv(smk.input.significance)
+trained = smk.params.trained
+write_table(mrr_table(metrics, trained, info, significance), smk.output.mrr_csv, smk.output.mrr_md)
+write_table(inference_table(timing, trained, info), smk.output.inference_csv, smk.output.inference_md)
+write_table(training_table(summaries, trained, info), smk.output.training_csv, smk.output.training_md)
+log.info("tables written (config hash %s)", smk.params.config_hash)
