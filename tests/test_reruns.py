@@ -1,0 +1,206 @@
+"""Reruns a user relies on (docs/cluster.md), on config/test.yaml: -R, -f, a changed variant, --until, and
+resuming an interrupted run with --rerun-incomplete.
+
+The expected job sets are computed independently from the full DAG (`-n --forceall`): a forced job's
+downstream closure, a stage's upstream closure. Most checks are dry runs against the session's one completed
+run (conftest.completed_test_run), which they never modify.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import make_workdir, snakemake
+
+pytestmark = pytest.mark.workflow
+
+CONFIG = ("--configfile", "config/test.yaml")
+
+
+@dataclass(frozen=True)
+class Job:
+    rule: str
+    output: tuple[str, ...]
+    input: tuple[str, ...]
+    log: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        return (self.rule, self.output)
+
+
+def parse_jobs(out: str) -> list[Job]:
+    """The jobs that a dry run (or a run) prints: 'rule X:' / 'localrule X:' blocks with their fields."""
+    jobs, cur = [], None
+    for line in out.splitlines():
+        if m := re.match(r"^(?:local)?(?:rule|checkpoint) (\w+):\s*$", line):
+            if cur:
+                jobs.append(cur)
+            cur = {"rule": m[1]}
+        elif cur is not None and (m := re.match(r"^    (\w+): (.*)$", line)):
+            cur[m[1]] = m[2]
+        elif cur is not None and not line.startswith("    "):
+            jobs.append(cur)
+            cur = None
+    if cur:
+        jobs.append(cur)
+
+    def split(v):
+        return tuple(s.strip() for s in v.split(", ")) if v else ()
+
+    return [
+        Job(j["rule"], split(j.get("output", "")), split(j.get("input", "")), split(j.get("log", ""))) for j in jobs
+    ]
+
+
+def dry_run(wd: Path, *args: str) -> list[Job]:
+    """Targets must come before the options (``--configfile`` takes several values)."""
+    return parse_jobs(snakemake(wd, *args, "-n", "--cores", "2", *CONFIG).stdout)
+
+
+def _covers(path: str, outputs: tuple[str, ...]) -> bool:
+    return any(path == o or path.startswith(o.rstrip("/") + "/") for o in outputs)
+
+
+def producer(jobs: list[Job], path: str) -> Job:
+    found = [j for j in jobs if _covers(path, j.output)]
+    assert len(found) == 1, f"{path}: {found}"
+    return found[0]
+
+
+def downstream(jobs: list[Job], start: Job) -> set:
+    """start and every job that (transitively) consumes its outputs."""
+    keys, frontier = {start.key}, [start]
+    while frontier:
+        j = frontier.pop()
+        for k in jobs:
+            if k.key not in keys and any(_covers(i, j.output) for i in k.input):
+                keys.add(k.key)
+                frontier.append(k)
+    return keys
+
+
+def upstream(jobs: list[Job], start: Job) -> set:
+    """start and every job whose outputs it (transitively) consumes."""
+    keys, frontier = {start.key}, [start]
+    while frontier:
+        j = frontier.pop()
+        for k in jobs:
+            if k.key not in keys and any(_covers(i, k.output) for i in j.input):
+                keys.add(k.key)
+                frontier.append(k)
+    return keys
+
+
+def keys(jobs: list[Job]) -> set:
+    return {j.key for j in jobs}
+
+
+@pytest.fixture(scope="module")
+def dag(completed_test_run) -> list[Job]:
+    """Every job of the test config's study (rule all), forced, so that the DAG is complete."""
+    jobs = dry_run(completed_test_run, "--forceall")
+    assert len(jobs) > 20
+    return jobs
+
+
+LORA_HARD_TRAINED = "results/models/lora_hard/train_summary.json"
+
+
+def test_forcerun_of_one_models_training_rebuilds_that_branch_only(completed_test_run, dag):
+    train = producer(dag, LORA_HARD_TRAINED)
+    expected = downstream(dag, train)
+    got = dry_run(completed_test_run, "-R", LORA_HARD_TRAINED)
+    assert keys(got) == expected
+    # the branch reaches evaluation and the aggregate tables, and leaves the other models alone
+    assert any("results/metrics/lora_hard/dev.json" in j.output for j in got)
+    others = [j for j in got if any(m in " ".join(j.output) for m in ("full_random", "full_hard", "lora_random"))]
+    assert others == [], others
+    # -R by rule name forces every job of that rule (each variant trained by that rule) and what follows them
+    by_rule = dry_run(completed_test_run, "-R", train.rule)
+    same_rule = [j for j in dag if j.rule == train.rule]
+    assert keys(by_rule) == set().union(*(downstream(dag, j) for j in same_rule))
+
+
+def test_force_one_output_rebuilds_only_that_output(completed_test_run, dag):
+    target = "results/metrics/lora_hard/dev.json"
+    got = dry_run(completed_test_run, target, "-f")
+    assert keys(got) == {producer(dag, target).key}
+
+
+def test_changing_one_variant_reruns_that_variant_only(completed_test_run, dag):
+    # epochs of lora_hard changes in the config: its training job's params change, and so does everything after
+    got = dry_run(completed_test_run, "--config", "variants={'lora_hard': {'epochs': 2}}")
+    assert keys(got) == downstream(dag, producer(dag, LORA_HARD_TRAINED))
+    # nothing changed: nothing to do (the shared completed run is up to date)
+    assert dry_run(completed_test_run) == []
+
+
+def test_until_stops_at_a_stage(tmp_path, dag):
+    mining = producer(dag, "results/triplets/hard.parquet")
+    got = dry_run(make_workdir(tmp_path), "--until", mining.rule)
+    assert keys(got) == upstream(dag, mining)
+    rules = {j.rule for j in got}
+    assert mining.rule in rules
+    assert not rules & {producer(dag, LORA_HARD_TRAINED).rule, producer(dag, "results/metrics/base/dev.json").rule}
+
+
+def test_interrupted_run_resumes_with_rerun_incomplete(tmp_path):
+    """Snakemake dies (kill -9) while a job runs; the job itself finishes its output (as a cluster job would).
+
+    That output is marked incomplete: a plain run refuses it, --rerun-incomplete redoes that job and what follows,
+    and the jobs that had finished before the kill are not repeated.
+    """
+    wd = make_workdir(tmp_path)
+    target = "results/metrics/bm25/dev.json"
+    chain = dry_run(wd, target)
+    runner = producer(chain, "results/runs/bm25/dev.trec")
+    assert runner.log, runner
+    exe = Path(sys.executable).with_name("snakemake")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    with open(tmp_path / "first.log", "w") as first_log:
+        proc = subprocess.Popen(
+            [str(exe), target, "--cores", "1", *CONFIG],
+            cwd=wd,
+            env=env,
+            stdout=first_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            end = time.monotonic() + 300
+            while not (wd / runner.log[0]).exists():
+                assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+                assert time.monotonic() < end, "the run never reached " + runner.rule
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGKILL)  # Snakemake dies; its running job goes on as an orphan
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    end = time.monotonic() + 120
+    while not all((wd / o).exists() for o in runner.output):
+        assert time.monotonic() < end, "the orphaned job did not finish"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    finished = [j for j in chain if j.key not in downstream(chain, runner)]
+    assert finished, "some jobs must have finished before the kill"
+    mtimes = {o: (wd / o).stat().st_mtime_ns for j in finished for o in j.output}
+
+    refused = snakemake(wd, target, "-n", "--cores", "1", *CONFIG, check=False)
+    assert refused.returncode != 0 and "incomplete" in refused.stdout.lower(), refused.stdout[-3000:]
+    plan = dry_run(wd, target, "--rerun-incomplete")
+    assert keys(plan) == downstream(chain, runner)
+
+    snakemake(wd, "--unlock", *CONFIG)  # the killed run left its lock behind
+    resumed = snakemake(wd, target, "--cores", "1", "--rerun-incomplete", *CONFIG).stdout
+    assert keys(parse_jobs(resumed)) == downstream(chain, runner)
+    assert {o: (wd / o).stat().st_mtime_ns for o in mtimes} == mtimes  # finished jobs were not repeated
+    assert (wd / target).exists()
