@@ -16,6 +16,11 @@ import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 RESERVED_MODEL_IDS = ("base", "bm25")
+# What a variant may name (mirrors the schema's enums; checked here too, with messages that name the key).
+TRAINING_METHODS = ("full", "lora")
+TRAINING_LOSSES = ("triplet_cosine", "triplet_euclidean", "mnrl")
+# negatives -> the triplet file that the workflow produces for it.
+NEGATIVE_SOURCES = {"random": "results/triplets/random.parquet", "hard": "results/triplets/hard.parquet"}
 MODEL_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -83,6 +88,12 @@ def check_config(config: dict) -> None:
             )
         if re.search(r"_seed\d+$", name):
             raise ConfigError(f"config key 'variants.{name}': names ending in _seed<N> are reserved for seeds")
+        for key, allowed in (("method", TRAINING_METHODS), ("negatives", tuple(NEGATIVE_SOURCES)),
+                             ("loss", TRAINING_LOSSES)):
+            value = variant.get(key, "triplet_cosine" if key == "loss" else None)
+            if value not in allowed:
+                what = " (no rule produces triplets for it)" if key == "negatives" else ""
+                raise ConfigError(f"config key 'variants.{name}.{key}': '{value}' is not one of {list(allowed)}{what}")
         _validate_overrides(variant.get("training", {}), "training", f"variants.{name}.training")
         _validate_overrides(variant.get("lora", {}), "lora", f"variants.{name}.lora")
         if variant.get("lora") and variant["method"] != "lora":

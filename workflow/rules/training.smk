@@ -1,1 +1,66 @@
-# training stage: rules are added by the issue that owns this stage.
+# Training: one job per trained model id (variant x seed). The triplet file follows the variant's negatives;
+# params carry only this model's config slice, so editing one variant reruns only its branch. Resumable state
+# (checkpoints, partial log) lives under results/.partial/train/{model}/<config_hash>/, outside the outputs.
+
+
+def train_triplets(wildcards):
+    """The triplet parquet a trained model learns from (random or mined hard negatives)."""
+    variant = config["variants"][TRAINED[wildcards.model]["variant"]]
+    return ftconfig.NEGATIVE_SOURCES[variant["negatives"]]
+
+
+FULL_MODELS = [m for m in TRAINED if m not in LORA_MODELS]
+FULL_RE = _alternation(FULL_MODELS)
+
+
+rule train_full:
+    input:
+        triplets=train_triplets,
+        base=model_dir("base"),
+    output:
+        model=directory("results/models/{model}/model"),
+        log_csv="results/models/{model}/train_log.csv",
+        summary="results/models/{model}/train_summary.json",
+    wildcard_constraints:
+        model=FULL_RE,
+    params:
+        slice=lambda wc: ftconfig.training_slice(config, wc.model),
+        partial_root="results/.partial/train",
+    log:
+        "logs/train_full/{model}.log",
+    benchmark:
+        "benchmarks/train_full/{model}.tsv"
+    threads: 8
+    resources:
+        **gpu_resources(mem_mb=16000, runtime=720),
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/train.py"
+
+
+rule train_lora:
+    input:
+        triplets=train_triplets,
+        base=model_dir("base"),
+    output:
+        model=directory("results/models/{model}/model"),
+        adapter=directory("results/models/{model}/adapter"),
+        log_csv="results/models/{model}/train_log.csv",
+        summary="results/models/{model}/train_summary.json",
+    wildcard_constraints:
+        model=LORA_RE,
+    params:
+        slice=lambda wc: ftconfig.training_slice(config, wc.model),
+        partial_root="results/.partial/train",
+    log:
+        "logs/train_lora/{model}.log",
+    benchmark:
+        "benchmarks/train_lora/{model}.tsv"
+    threads: 8
+    resources:
+        **gpu_resources(mem_mb=12000, runtime=480),
+    conda:
+        "../../envs/ml.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,390 @@
+"""Training (issue 6): losses, LoRA, trainable fraction, config checks, tokenise-once collator, kill and resume.
+
+Everything runs on CPU with tiny settings (a few steps of all-MiniLM-L6-v2 on real MS MARCO triplets).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from ftstudy import config as ftconfig  # noqa: E402
+from ftstudy.models import BASE_MODEL_ID, BASE_MODEL_SHA256, resolve_model  # noqa: E402
+from ftstudy.provenance import sha256_file  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MINI = Path("/work/shared/data/mini-msmarco/triples.train.small.tsv")
+SUMMARY_FIELDS = {
+    "final_train_loss",
+    "eval_cosine_accuracy",
+    "trainable_params",
+    "trainable_fraction",
+    "wall_time_s",
+    "triplets_per_s",
+    "device",
+    "dtype",
+    "versions",
+    "config",
+    "start_weights_sha256",
+    "seed",
+    "n_train",
+    "n_eval",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """2 shared cores: one torch thread avoids oversubscription (and matches the subprocess in the kill test)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def base_dir() -> str:
+    return resolve_model(BASE_MODEL_ID)
+
+
+def _triplets(tmp: Path, n_queries: int, per_query: int = 1) -> Path:
+    if not MINI.exists():
+        pytest.skip(f"{MINI} not available")
+    df = pd.read_csv(MINI, sep="\t", header=None, names=["query", "positive", "negative"], quoting=3)
+    df = df.groupby("query", sort=False).head(per_query)
+    df = df[df["query"].isin(df["query"].unique()[:n_queries])]
+    path = tmp / "triplets.parquet"
+    df.reset_index(drop=True).to_parquet(path)
+    return path
+
+
+def _slice(method="full", loss="triplet_cosine", epochs=2, training=None, lora=None) -> dict:
+    """A training slice through the real schema defaults + check_config, as the workflow builds it."""
+    from snakemake.utils import validate
+
+    tr = {"batch_size": 8, "warmup_steps": 0, "max_seq_length": 16, "log_every": 1, "checkpoint_every": 2}
+    tr.update(training or {})
+    variant = {"method": method, "negatives": "random", "loss": loss, "epochs": epochs}
+    if lora:
+        variant["lora"] = lora
+    cfg = {"dataset_dir": "unused", "training": tr, "variants": {"v": variant}}
+    validate(cfg, schema=str(ftconfig.SCHEMA_PATH))
+    ftconfig.check_config(cfg)
+    return ftconfig.training_slice(cfg, "v")
+
+
+def _loss_on(model_dir: str, triplets: Path, loss_name: str, slice_: dict) -> float:
+    """Mean loss of a saved model over the training triplets (eval mode, one batch), as the trainer computes it."""
+    from sentence_transformers import SentenceTransformer
+
+    from ftstudy.losses import build_loss, drop_normalize, needs_unnormalised
+    from ftstudy.training import read_triplets, split_triplets
+
+    tr = slice_["variant"]["training"]
+    train, _ = split_triplets(read_triplets(triplets), tr["eval_fraction"], tr["train_fraction"], slice_["seed"])
+    model = SentenceTransformer(model_dir, device="cpu")
+    model.max_seq_length = tr["max_seq_length"]
+    if needs_unnormalised(loss_name):
+        drop_normalize(model)
+    model.eval()
+    loss = build_loss(model, loss_name, tr)
+    feats = [model.preprocess(train[c].tolist()) for c in ("query", "positive", "negative")]
+    with torch.no_grad():
+        return float(loss(feats, None))
+
+
+# ---- losses x methods -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("loss", ["triplet_cosine", "triplet_euclidean", "mnrl"])
+def test_few_steps_lower_the_loss(tmp_path, base_dir, method, loss):
+    from ftstudy.training import train_variant
+
+    trip = _triplets(tmp_path, n_queries=10)
+    lr = 1e-3 if method == "lora" else 1e-4
+    # No checkpoint in these runs (checkpoint_every > steps): the kill test covers checkpoints.
+    sl = _slice(method, loss, epochs=2, training={"lr": lr, "eval_fraction": 0.2, "checkpoint_every": 100})
+    out = tmp_path / "out"
+    summary = train_variant(sl, trip, base_dir, out, tmp_path / "partial", "v", device="cpu")
+    before = _loss_on(base_dir, trip, loss, sl)
+    after = _loss_on(str(out / "model"), trip, loss, sl)
+    assert after < before, f"{method}/{loss}: loss {before:.4f} -> {after:.4f}"
+    assert SUMMARY_FIELDS <= set(summary)
+    assert json.loads((out / "train_summary.json").read_text())["final_train_loss"] == summary["final_train_loss"]
+    assert summary["n_train"] == 8 and summary["n_eval"] == 2 and summary["dtype"] == "fp32"
+    assert (out / "adapter").exists() == (method == "lora")
+    log = pd.read_csv(out / "train_log.csv")
+    assert list(log.columns) == ["step", "epoch", "loss", "learning_rate", "grad_norm"]
+    assert log["step"].tolist() == [1, 2] and log["epoch"].iloc[-1] == pytest.approx(2.0)
+    assert not (tmp_path / "partial" / "v").exists() or not any((tmp_path / "partial" / "v").iterdir())
+    # The saved model keeps the base's module layout (Normalize included, also for triplet_euclidean).
+    mods = json.loads((out / "model" / "modules.json").read_text())
+    assert [m["type"].rsplit(".", 1)[-1] for m in mods] == ["Transformer", "Pooling", "Normalize"]
+    if loss == "triplet_cosine":
+        assert 0.0 <= summary["final_train_loss"] <= 2.2  # max(0, cos_n - cos_p + 0.2) lies in [0, 2.2]
+    assert sha256_file(Path(base_dir) / "model.safetensors") == BASE_MODEL_SHA256  # base folder untouched
+
+
+# ---- LoRA -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory, base_dir):
+    from ftstudy.training import train_variant
+
+    tmp = tmp_path_factory.mktemp("lora")
+    trip = _triplets(tmp, n_queries=10)
+    sl = _slice(
+        "lora", "triplet_cosine", epochs=2, training={"lr": 1e-3, "eval_fraction": 0.2, "checkpoint_every": 100}
+    )
+    summary = train_variant(sl, trip, base_dir, tmp / "out", tmp / "partial", "v", device="cpu")
+    return tmp / "out", summary
+
+
+def test_lora_merge_is_base_plus_scaled_BA_and_base_untouched(lora_run, base_dir):
+    from safetensors.torch import load_file
+
+    out, _ = lora_run
+    base = load_file(str(Path(base_dir) / "model.safetensors"))
+    merged = load_file(str(out / "model" / "model.safetensors"))
+    adapter = load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    cfg = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    scale = cfg["lora_alpha"] / cfg["r"]
+
+    assert set(merged) <= set(base)
+    lora_a = {
+        k.removeprefix("base_model.model.").replace(".lora_A.weight", ".weight"): k for k in adapter if ".lora_A." in k
+    }
+    changed = 0
+    for k, m in merged.items():
+        w = base[k]
+        if k in lora_a:
+            a = adapter[lora_a[k]]
+            b = adapter[lora_a[k].replace("lora_A", "lora_B")]
+            assert torch.allclose(m, w + scale * (b @ a), atol=1e-6), k
+            assert not torch.equal(m, w), f"{k}: LoRA did not train"
+            changed += 1
+        else:
+            assert torch.equal(m, w), f"{k}: a non-LoRA weight changed"
+    assert changed == 2 * 6  # query and value weights in each of the 6 layers
+
+
+def test_lora_merged_equals_unmerged_embeddings(lora_run, base_dir):
+    from peft import PeftModel
+    from sentence_transformers import SentenceTransformer
+
+    from ftstudy.lora import transformer_of
+
+    out, _ = lora_run
+    texts = ["what is the capital of france", "Paris is the capital and largest city of France.", "a b c"]
+    merged = SentenceTransformer(str(out / "model"), device="cpu").encode(texts, convert_to_numpy=True)
+    unmerged_model = SentenceTransformer(base_dir, device="cpu")
+    unmerged_model[0].model = PeftModel.from_pretrained(transformer_of(unmerged_model), str(out / "adapter"))
+    unmerged_model.eval()
+    unmerged = unmerged_model.encode(texts, convert_to_numpy=True)
+    base = SentenceTransformer(base_dir, device="cpu").encode(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(merged, unmerged, atol=2e-5)
+    assert np.abs(merged - base).max() > 1e-4  # the adapter does something
+
+
+def test_trainable_fraction_matches_independent_count(lora_run, base_dir):
+    from sentence_transformers import SentenceTransformer
+
+    _, summary = lora_run
+    base = SentenceTransformer(base_dir, device="cpu")
+    n_base = sum(p.numel() for p in base.parameters())
+    cfg = base[0].model.config
+    r = 16
+    lora_params = cfg.num_hidden_layers * 2 * r * (cfg.hidden_size + cfg.hidden_size)  # query, value: A and B
+    assert summary["trainable_params"] == lora_params == 147456
+    assert summary["trainable_fraction"] == pytest.approx(lora_params / (n_base + lora_params), rel=1e-9)
+    assert 0.006 < summary["trainable_fraction"] < 0.007  # ~0.65%, not the paper's 3.9%
+
+
+# ---- config -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "variant, key",
+    [
+        ({"method": "qlora", "negatives": "random"}, "variants.bad.method"),
+        ({"method": "full", "negatives": "random", "loss": "cosent"}, "variants.bad.loss"),
+        ({"method": "full", "negatives": "bm25_top5"}, "variants.bad.negatives"),
+        ({"method": "full", "negatives": "random", "training": {"learning_rate": 1e-4}}, "variants.bad.training"),
+        ({"method": "lora", "negatives": "hard", "lora": {"rank": 8}}, "variants.bad.lora"),
+        ({"method": "full", "negatives": "hard", "lora": {"r": 8}}, "variants.bad.lora"),
+    ],
+)
+def test_check_config_rejects_bad_variant_naming_the_key(variant, key):
+    cfg = {
+        "dataset_dir": "x",
+        "training": {},
+        "lora": {},
+        "mining": {"rank_range": [51, 200], "top_k": 200, "miner": "base"},
+        "bm25": {"enabled": True},
+        "timing": {"eval_set": "dev"},
+        "analysis": {"eval_set": "dev"},
+        "eval_sets": {"dev": {"queries": "q", "qrels": "r"}},
+        "variants": {"bad": variant},
+    }
+    with pytest.raises(ftconfig.ConfigError, match=key.replace(".", r"\.")):
+        ftconfig.check_config(_with_defaults(cfg))
+
+
+def _with_defaults(cfg):
+    """Schema defaults without the schema's own enum check (check_config must catch bad values by itself)."""
+    from ftstudy.config import load_schema
+
+    schema = load_schema()
+    out = copy.deepcopy(cfg)
+    for key, sub in schema["properties"].items():
+        if key not in out and "default" in sub:
+            out[key] = copy.deepcopy(sub["default"])
+    for name in ("training", "lora"):
+        props = schema["$defs"][name]["properties"]
+        out[name] = {**{k: v["default"] for k, v in props.items()}, **out[name]}
+    return out
+
+
+def test_schema_also_rejects_unknown_method():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    cfg = {"dataset_dir": "x", "variants": {"bad": {"method": "prefix", "negatives": "random"}}}
+    with pytest.raises(WorkflowError, match="method"):
+        validate(cfg, schema=str(ftconfig.SCHEMA_PATH))
+
+
+def test_as_coded_config_restates_the_original_settings():
+    import yaml
+    from snakemake.utils import validate
+
+    cfg = ftconfig.deep_merge(
+        ftconfig.deep_merge(
+            yaml.safe_load((ROOT / "config/config.yaml").read_text()),
+            yaml.safe_load((ROOT / "config/msmarco.yaml").read_text()),
+        ),
+        yaml.safe_load((ROOT / "config/as-coded.yaml").read_text()),
+    )
+    validate(cfg, schema=str(ftconfig.SCHEMA_PATH))
+    ftconfig.check_config(cfg)
+    assert set(cfg["variants"]) == {"full_random", "full_hard", "lora_random", "lora_hard"}
+    for name in cfg["variants"]:
+        v = ftconfig.resolve_variant(cfg, name)
+        tr = v["training"]
+        assert v["loss"] == "triplet_euclidean" and tr["save"] == "best"
+        assert tr["warmup_ratio"] == 0.1 and tr["train_fraction"] == 0.8
+        assert (tr["batch_size"], tr["max_seq_length"]) == ((512, 512) if v["method"] == "lora" else (1024, 256))
+
+
+# ---- tokenise once ----------------------------------------------------------------------------------------
+def test_token_collator_matches_library_tokenisation(tmp_path, base_dir):
+    from sentence_transformers import SentenceTransformer
+
+    from ftstudy.training import TokenCollator, index_texts, read_triplets, tokenize_once
+
+    df = read_triplets(_triplets(tmp_path, n_queries=6, per_query=2))
+    model = SentenceTransformer(base_dir, device="cpu")
+    model.max_seq_length = 24
+    texts, rows = index_texts(df)
+    assert len(texts) < 3 * len(df)  # repeated queries/passages are tokenised once
+    collator = TokenCollator(table=tokenize_once(model, texts, chunk=5), rows=rows)
+    picked = [3, 0, 7, 5]
+    batch = collator([{"row": i} for i in picked])
+    for col in ("query", "positive", "negative"):
+        ref = model.preprocess(df[col].iloc[picked].tolist())
+        for key, value in ref.items():
+            got = batch[f"{col}_{key}"]
+            assert torch.equal(got, value) if isinstance(value, torch.Tensor) else got == value, (col, key)
+
+
+def test_epoch_batches_reshuffle_and_cover_everything():
+    from ftstudy.training import epoch_batches
+
+    b = epoch_batches(10, 4, 3, seed=7)
+    assert [len(x) for x in b] == [4, 4, 2] * 3
+    epochs = [np.concatenate(b[i * 3 : i * 3 + 3]) for i in range(3)]
+    assert all(sorted(e) == list(range(10)) for e in epochs)
+    assert not np.array_equal(epochs[0], epochs[1])
+    assert all(np.array_equal(x, y) for x, y in zip(b, epoch_batches(10, 4, 3, seed=7), strict=True))
+
+
+# ---- interruption -----------------------------------------------------------------------------------------
+def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
+    """SIGKILL a real training process after its first checkpoint; the rerun resumes and matches a clean run."""
+    from safetensors.torch import load_file
+
+    from ftstudy.training import partial_dir_for, train_variant
+
+    trip = _triplets(tmp_path, n_queries=18)  # 16 train, 2 held out: 4 steps/epoch
+    sl = _slice(
+        "full",
+        "triplet_cosine",
+        epochs=2,
+        training={"batch_size": 4, "checkpoint_every": 3, "eval_fraction": 0.1, "warmup_steps": 2},
+    )
+    (tmp_path / "slice.json").write_text(json.dumps(sl))
+    clean = train_variant(sl, trip, base_dir, tmp_path / "clean", tmp_path / "partial_clean", "v", device="cpu")
+    assert clean["steps"] == 8
+
+    out, partial_root = tmp_path / "killed", tmp_path / "partial"
+    cmd = [
+        sys.executable,
+        "-m",
+        "ftstudy.training",
+        "--slice",
+        str(tmp_path / "slice.json"),
+        "--triplets",
+        str(trip),
+        "--base",
+        base_dir,
+        "--out",
+        str(out),
+        "--partial",
+        str(partial_root),
+        "--model-id",
+        "v",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = partial_dir_for(partial_root, "v", sl)
+    from ftstudy.training import checkpoint_complete
+
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if any(checkpoint_complete(p) for p in partial.glob("checkpoint-*")):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "training finished (or failed) before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "train_summary.json").exists() and not (out / "model").exists()
+
+    resumed = train_variant(sl, trip, base_dir, out, partial_root, "v", device="cpu")
+    assert resumed["resumed_from_step"] >= 3
+    assert not partial.exists()  # partial state deleted on success
+    a = load_file(str(tmp_path / "clean" / "model" / "model.safetensors"))
+    b = load_file(str(out / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    assert any(not torch.equal(a[k], load_file(str(Path(base_dir) / "model.safetensors")).get(k, a[k])) for k in a)
+    la, lb = pd.read_csv(tmp_path / "clean" / "train_log.csv"), pd.read_csv(out / "train_log.csv")
+    assert la["step"].tolist() == lb["step"].tolist() == list(range(1, 9))
+    np.testing.assert_allclose(la["loss"], lb["loss"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(la["learning_rate"], lb["learning_rate"], rtol=1e-9)
+    assert resumed["eval_cosine_accuracy"] == pytest.approx(clean["eval_cosine_accuracy"])

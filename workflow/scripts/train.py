@@ -1,0 +1,29 @@
+"""Train one model id (variant x seed): see ftstudy.training.train_variant."""
+
+from pathlib import Path
+
+from _common import setup
+
+log = setup(snakemake)  # noqa: F821
+
+from ftstudy.training import train_variant  # noqa: E402
+
+smk = snakemake  # noqa: F821
+out_dir = Path(smk.output.summary).parent
+summary = train_variant(
+    smk.params.slice,
+    smk.input.triplets,
+    smk.input.base,
+    out_dir,
+    smk.params.partial_root,
+    smk.wildcards.model,
+)
+log.info(
+    "%s: final loss %.4f, held-out cosine accuracy %.4f, %.1f triplets/s on %s (%s)",
+    smk.wildcards.model,
+    summary["final_train_loss"],
+    summary["eval_cosine_accuracy"],
+    summary["triplets_per_s"] or 0.0,
+    summary["device"],
+    summary["dtype"],
+)
