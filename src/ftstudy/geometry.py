@@ -126,8 +126,11 @@ def aligned_umap(
     relations between consecutive models are the identity, so the panels share one frame. Returns one (N, 2)
     float32 array per model. Seeded with ``seed`` (UMAP is then single-threaded and reproducible).
     """
+    import warnings
+
     import umap
 
+    warnings.filterwarnings("ignore", message="n_jobs value .* overridden", category=UserWarning)
     n = len(embeddings[0])
     if any(len(e) != n for e in embeddings):
         raise ValueError("every model must embed the same points (same number of rows)")

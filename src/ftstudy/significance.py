@@ -190,10 +190,8 @@ def significance_table(
             for model, frame in models.items():
                 if model == reference or measure not in frame.columns:
                     continue
-                joined = ref[[measure]].join(frame[[measure]], how="inner", lsuffix="_ref", rsuffix="_model")
-                res = paired_tests(
-                    joined[f"{measure}_model"].to_numpy(), joined[f"{measure}_ref"].to_numpy(), n_resamples, seed
-                )
+                joined = pd.concat({"ref": ref[measure], "model": frame[measure]}, axis=1, join="inner")
+                res = paired_tests(joined["model"].to_numpy(), joined["ref"].to_numpy(), n_resamples, seed)
                 family.append(
                     {
                         "eval_set": eval_set,

@@ -85,6 +85,7 @@ def group_of(model: str, trained: Mapping[str, Mapping]) -> str:
 
 def _join(values) -> str:
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)) and v != ""]
+    vals = [int(v) if isinstance(v, float) and v.is_integer() else v for v in vals]
     return ";".join(dict.fromkeys(str(v) for v in vals))
 
 
