@@ -112,12 +112,14 @@ def draw_query(
     settings: MiningSettings,
     cand_cos: np.ndarray | None = None,
     positive_cos: np.ndarray | None = None,
+    is_pos: np.ndarray | None = None,
 ) -> QueryDraw | str:
     """Draw one query's positive and negatives, or return the skip reason (one of SKIP_REASONS).
 
     cand_pids: (k,) candidate pids in rank order (rank 1 first); may be shorter than top_k.
     positive_pids: (p,) judged positive pids present in the collection, ascending.
     cand_cos / positive_cos: base-model cosines of the candidates / positives; needed only with a margin.
+    is_pos: optional precomputed ``np.isin(cand_pids, positive_pids)`` (the batch loop vectorises it).
     """
     if positive_pids.size == 0:
         return SKIP_POSITIVE_MISSING
@@ -127,26 +129,31 @@ def draw_query(
     rng = query_rng(settings.seed, qid)
     p = int(rng.integers(positive_pids.size)) if positive_pids.size > 1 else 0
     pos_pid = int(positive_pids[p])
-    is_pos = np.isin(cand_pids, positive_pids)
-    ranks = np.arange(1, cand_pids.size + 1)
-    keep = (ranks >= start) & (ranks <= end) & ~is_pos
+    if is_pos is None:
+        is_pos = np.isin(cand_pids, positive_pids)
+    keep = np.zeros(cand_pids.size, bool)
+    keep[start - 1 : end] = True  # original ranks start..end (1-based, inclusive)
+    keep &= ~is_pos
     margin_dropped = 0
     if settings.margin is not None:
         if cand_cos is None or positive_cos is None:
             raise ValueError("mining.margin needs candidate and positive cosines")
         limit = float(positive_cos[p]) - float(settings.margin)
-        too_close = keep & (cand_cos > limit)
+        too_close = keep & (np.asarray(cand_cos) > limit)
         margin_dropped = int(too_close.sum())
         keep &= ~too_close
     pool = np.flatnonzero(keep)
     if pool.size == 0:
         return SKIP_NO_CANDIDATE
     n = min(settings.negatives_per_query, pool.size)
-    chosen = np.sort(rng.choice(pool, size=n, replace=False)) if pool.size > 1 else pool[:1]
+    if n == 1:
+        chosen = pool[[int(rng.integers(pool.size))]]
+    else:
+        chosen = np.sort(rng.choice(pool, size=n, replace=False))
     return QueryDraw(
         pos_pid=pos_pid,
         neg_pids=cand_pids[chosen].astype(np.int64),
-        neg_ranks=ranks[chosen].astype(np.int64),
+        neg_ranks=(chosen + 1).astype(np.int64),
         positives_excluded=int(is_pos.sum()),
         margin_dropped=margin_dropped,
     )
@@ -337,28 +344,35 @@ def mine_batch(
     pid_index: PidIndex,
     retrieval_is_cosine: bool,
 ) -> BatchResult:
-    """Mine one batch of queries. Cosines are under the base model (``embed`` + ``corpus_vectors``)."""
+    """Mine one batch of queries. Cosines are under the base model (``embed`` + ``corpus_vectors``).
+
+    ``positives`` must hold only pids that have a row in ``pid_index`` (see :func:`positives_in_corpus`).
+    The positive test and the cosines are vectorised over the batch; only the seeded draw runs per query.
+    """
     q_emb = np.asarray(embed(texts), dtype=np.float32)
     scores, cand = retrieve(q_emb, texts)
-    rows = {k: [] for k in ("qid", "pos_pid", "neg_pid", "neg_rank", "pos_cos", "neg_cos")}
-    skipped_q, skipped_r = [], []
-    excluded = dropped = fewer = 0
+    pos_lists = [positives[q] for q in qids.tolist()]
+    width = max((p.size for p in pos_lists), default=0)
+    pos_mat = np.full((len(pos_lists), max(width, 1)), -2, np.int64)  # -2 never matches a pid or the -1 padding
+    for i, p in enumerate(pos_lists):
+        pos_mat[i, : p.size] = p
+    is_pos_all = (cand[:, :, None] == pos_mat[:, None, :]).any(-1) if cand.size else np.zeros(cand.shape, bool)
+    n_valid = (cand >= 0).sum(1)
 
     def cosines(i: int, pids: np.ndarray) -> np.ndarray:
-        r = pid_index.rows(pids)
-        if (r < 0).any():
-            raise ValueError(f"pids {pids[r < 0][:5].tolist()} have no base-model embedding")
-        return np.asarray(corpus_vectors[r], np.float32) @ q_emb[i]
+        return np.asarray(corpus_vectors[_rows(pid_index, pids)], np.float32) @ q_emb[i]
 
+    out_q, out_pos, out_neg, out_rank, out_i = [], [], [], [], []
+    skipped_q, skipped_r = [], []
+    excluded = dropped = fewer = 0
     for i, qid in enumerate(qids.tolist()):
-        pos_all = positives[qid]
-        pos = pos_all[pid_index.rows(pos_all) >= 0]
-        c = cand[i][cand[i] >= 0]
+        pos = pos_lists[i]
+        c = cand[i, : n_valid[i]]  # candidates are sorted with the -1 padding last
         cand_cos = pos_cos = None
         if settings.margin is not None and pos.size and c.size >= settings.rank_range[0]:
             pos_cos = cosines(i, pos)
-            cand_cos = scores[i][: c.size] if retrieval_is_cosine else cosines(i, c)
-        res = draw_query(qid, c, pos, settings, cand_cos, pos_cos)
+            cand_cos = scores[i, : c.size] if retrieval_is_cosine else cosines(i, c)
+        res = draw_query(qid, c, pos, settings, cand_cos, pos_cos, is_pos=is_pos_all[i, : c.size])
         if isinstance(res, str):
             skipped_q.append(qid)
             skipped_r.append(SKIP_REASONS.index(res))
@@ -367,24 +381,59 @@ def mine_batch(
         fewer += n < settings.negatives_per_query
         excluded += res.positives_excluded
         dropped += res.margin_dropped
-        pc_ = cosines(i, np.array([res.pos_pid]))
-        nc_ = cosines(i, res.neg_pids)
-        rows["qid"].append(np.full(n, qid, np.int64))
-        rows["pos_pid"].append(np.full(n, res.pos_pid, np.int64))
-        rows["neg_pid"].append(res.neg_pids)
-        rows["neg_rank"].append(res.neg_ranks)
-        rows["pos_cos"].append(np.repeat(pc_, n).astype(np.float32))
-        rows["neg_cos"].append(nc_.astype(np.float32))
-    dtypes = {"pos_cos": np.float32, "neg_cos": np.float32}
-    cat = {k: (np.concatenate(v) if v else np.empty(0, dtypes.get(k, np.int64))) for k, v in rows.items()}
+        out_q.append(np.full(n, qid, np.int64))
+        out_pos.append(np.full(n, res.pos_pid, np.int64))
+        out_neg.append(res.neg_pids)
+        out_rank.append(res.neg_ranks)
+        out_i.append(np.full(n, i, np.int64))
+
+    def cat(parts):
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+    qi, pos_pid, neg_pid = cat(out_i), cat(out_pos), cat(out_neg)
     return BatchResult(
-        **cat,
+        qid=cat(out_q),
+        pos_pid=pos_pid,
+        neg_pid=neg_pid,
+        neg_rank=cat(out_rank),
+        pos_cos=_row_cosines(corpus_vectors, _rows(pid_index, pos_pid), q_emb[qi]),
+        neg_cos=_row_cosines(corpus_vectors, _rows(pid_index, neg_pid), q_emb[qi]),
         skipped_qid=np.asarray(skipped_q, np.int64),
         skipped_reason=np.asarray(skipped_r, np.int64),
         positives_excluded=excluded,
         margin_dropped=dropped,
         fewer_negatives=fewer,
     )
+
+
+def _rows(pid_index: PidIndex, pids: np.ndarray) -> np.ndarray:
+    r = pid_index.rows(pids)
+    if (r < 0).any():
+        raise ValueError(f"pids {pids[r < 0][:5].tolist()} have no base-model embedding")
+    return r
+
+
+def _row_cosines(corpus_vectors: np.ndarray, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """cos(q[j], corpus[rows[j]]) for each j, float32; rows are read in ascending order (memory maps)."""
+    if rows.size == 0:
+        return np.empty(0, np.float32)
+    order = np.argsort(rows, kind="stable")
+    vec = np.empty((rows.size, corpus_vectors.shape[1]), np.float32)
+    vec[order] = corpus_vectors[rows[order]]
+    return np.einsum("ij,ij->i", vec, q).astype(np.float32)
+
+
+def positives_in_corpus(positives: dict[int, np.ndarray], pid_index: PidIndex) -> tuple[dict, int]:
+    """Drop judged positives that have no corpus row (vectorised); returns (positives, number dropped)."""
+    if not positives:
+        return {}, 0
+    keys = list(positives)
+    sizes = np.fromiter((positives[k].size for k in keys), np.int64, len(keys))
+    flat = np.concatenate([positives[k] for k in keys])
+    ok = pid_index.rows(flat) >= 0
+    parts = np.split(flat, np.cumsum(sizes)[:-1])
+    oks = np.split(ok, np.cumsum(sizes)[:-1])
+    return {k: p[m] for k, p, m in zip(keys, parts, oks, strict=True)}, int((~ok).sum())
 
 
 def mine_ids(
@@ -399,6 +448,7 @@ def mine_ids(
     partial_dir: str | os.PathLike,
     retrieval_is_cosine: bool = True,
     progress: bool = True,
+    pid_index: PidIndex | None = None,
 ) -> Iterator[BatchResult]:
     """Mine ``qids`` (ascending) batch by batch; each finished batch is saved under ``partial_dir`` and reused
     on a rerun (the caller keys ``partial_dir`` by the config slice, including query_batch_size)."""
@@ -407,7 +457,8 @@ def mine_ids(
     settings.validate()
     partial = Path(partial_dir)
     partial.mkdir(parents=True, exist_ok=True)
-    pid_index = PidIndex(corpus_ids)
+    pid_index = pid_index or PidIndex(corpus_ids)
+    positives, _ = positives_in_corpus({int(q): positives[int(q)] for q in qids}, pid_index)
     bs = settings.query_batch_size
     n_batches = (qids.size + bs - 1) // bs
     bar = tqdm(total=int(qids.size), desc="mining", unit="q", disable=not progress, mininterval=10)
@@ -620,6 +671,8 @@ def mine_hard_negatives(
         return queries["text"].take(pa.array(np.searchsorted(q_ids_sorted, batch))).to_pylist()
 
     _prepare_partial(Path(partial_dir), {"key": partial_key, "settings": asdict(settings)})
+    pid_index = PidIndex(corpus_ids)
+    _, n_missing = positives_in_corpus({int(q): positives[int(q)] for q in qids}, pid_index)
     results = list(
         mine_ids(
             qids,
@@ -633,10 +686,12 @@ def mine_hard_negatives(
             partial_dir,
             retrieval_is_cosine,
             progress,
+            pid_index,
         )
     )
     stats, cat = summarise(results, settings, counts)
     stats["min_relevance"] = min_relevance
+    stats["judged_positives_not_in_corpus"] = n_missing
     stats["provenance"] = provenance or {}
     passages = collection_texts(collection_path, np.concatenate([cat["pos_pid"], cat["neg_pid"]]))
     write_hard_parquet(
