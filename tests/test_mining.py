@@ -358,3 +358,49 @@ def test_mini_msmarco_real_model(base_model, tmp_path):
     text_of = dict(zip(coll.pid, coll.text, strict=True))
     assert all(text_of[n] == t for n, t in zip(df.neg_pid, df.negative, strict=True))
     assert stats["mean_cosine"]["query_positive"] > stats["mean_cosine"]["query_negative"]
+
+
+def test_bm25_miner_uses_bm25_ranks(tmp_path):
+    """miner bm25: candidates come from ftstudy.bm25 (row positions mapped to pids); cosines still base-space."""
+    pytest.importorskip("bm25s")
+    from ftstudy.bm25 import bm25_search, build_bm25
+    from ftstudy.mining import bm25_retriever
+
+    words = ["apple", "river", "engine", "violin", "garden", "planet", "coffee", "winter"]
+    rng = np.random.default_rng(5)
+    texts = [" ".join(rng.choice(words, size=6)) + f" doc{i}" for i in range(40)]
+    pids = np.arange(500, 540, dtype=np.int64)
+    queries = pd.DataFrame({"qid": [1, 2], "text": ["apple river engine", "violin garden coffee"]})
+    index = build_bm25(texts, k1=0.9, b=0.4)
+    full_s, full = bm25_search(index, queries.text.tolist(), 40)
+    qrels = pd.DataFrame({"qid": [1, 2], "pid": pids[[full[0, 0], full[1, 7]]], "relevance": [1, 1]})
+    _write_inputs(tmp_path, queries, qrels, pd.DataFrame({"pid": pids, "text": texts}))
+    vec = _unit(rng.normal(size=(40, 8)))
+    s = MiningSettings(miner="bm25", top_k=20, rank_range=(4, 20), negatives_per_query=3, seed=9)
+    stats = mine_hard_negatives(
+        tmp_path / "queries.parquet",
+        tmp_path / "qrels.parquet",
+        tmp_path / "collection.parquet",
+        tmp_path / "hard.parquet",
+        tmp_path / "hard_stats.json",
+        s,
+        lambda t: _unit(np.ones((len(t), 8))),
+        bm25_retriever(index, pids, s.top_k),
+        vec,
+        pids,
+        tmp_path / "partial",
+        retrieval_is_cosine=False,
+        progress=False,
+    )
+    df = pd.read_parquet(tmp_path / "hard.parquet")
+    assert len(df) == 6 and df.neg_rank.between(4, 20).all()
+    for r in df.itertuples():
+        qi = r.qid - 1
+        # original BM25 rank (tie-aware: equal scores are ordered by pid, so compare the score at that rank)
+        score_of = dict(zip(pids[full[qi]].tolist(), full_s[qi].tolist(), strict=True))
+        assert score_of[r.neg_pid] == pytest.approx(full_s[qi, r.neg_rank - 1])
+        tied = sorted(p for p, v in score_of.items() if v == score_of[r.neg_pid])
+        first = int(np.flatnonzero(full_s[qi] == score_of[r.neg_pid])[0]) + 1
+        assert r.neg_rank == first + tied.index(r.neg_pid)
+        assert r.neg_pid != r.pos_pid
+    assert stats["positives_excluded"] == 2  # both positives sit in the BM25 top 20
