@@ -125,7 +125,6 @@ if config["download"]:
             params:
                 name=_src_name,
                 source=dict(_src),
-                dataset_dir=config["dataset_dir"],
                 partial_dir=f"results/.partial/download/{_src_name}",
             log:
                 f"logs/download/{_src_name}.log",
