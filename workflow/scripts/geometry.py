@@ -20,4 +20,6 @@ for model, path in zip(smk.params.models, smk.input.npz, strict=True):
     row |= {"config_hash": info.get("config_hash", ""), "seed": info.get("seed")}
     rows.append(row)
     log.info("%s: %s", model, row)
-write_table(pd.DataFrame(rows), smk.output.csv, smk.output.md)
+df = pd.DataFrame(rows)
+df["seed"] = df["seed"].astype("Int64")  # base has none
+write_table(df, smk.output.csv, smk.output.md)
