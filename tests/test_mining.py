@@ -272,6 +272,15 @@ def test_config_rejects_bad_rank_range(rank_range, top_k, words):
         MiningSettings.from_config(bad["mining"]).validate()
 
 
+def test_config_rejects_more_negatives_than_the_range_holds():
+    cfg = _full_config()
+    cfg["mining"].update(rank_range=[51, 60], negatives_per_query=10)
+    check_config(cfg)  # exactly the range's size is fine
+    cfg["mining"]["negatives_per_query"] = 11
+    with pytest.raises(ConfigError, match="mining.negatives_per_query"):
+        check_config(cfg)
+
+
 # ---- the real base model -----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def base_model():

@@ -80,6 +80,11 @@ def check_config(config: dict) -> None:
             f"config key 'mining.rank_range': end {end} exceeds mining.top_k {mining['top_k']}; "
             "candidates beyond top_k are never retrieved"
         )
+    if mining["negatives_per_query"] > end - start + 1:
+        raise ConfigError(
+            f"config key 'mining.negatives_per_query': {mining['negatives_per_query']} is more than the "
+            f"{end - start + 1} ranks in mining.rank_range {[start, end]}"
+        )
     for name, variant in config["variants"].items():
         if name in RESERVED_MODEL_IDS or not MODEL_ID_PATTERN.match(name):
             raise ConfigError(
