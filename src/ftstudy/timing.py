@@ -145,7 +145,8 @@ class ResidentSearch:
     Same algorithm as :func:`ftstudy.search.exact_search` (chunked ``q @ c.T`` + ``topk``, merged across chunks),
     but the corpus upload is outside the timed call. Corpus dtype: float16 on a GPU, float32 on the CPU (CPU
     half-precision matrix products are slow). Calling it with (nq, d) query embeddings (numpy or torch) returns
-    (scores float32 (nq, k'), indices int64 (nq, k')) as numpy arrays, k' = min(k, n).
+    (scores float32 (nq, k'), indices int64 (nq, k')) as numpy arrays, k' = min(k, n). ``corpus`` may be a numpy
+    array (or memory map) or a torch tensor; ``dtype`` overrides the corpus dtype on the device.
     """
 
     def __init__(
@@ -155,19 +156,23 @@ class ResidentSearch:
         device: str = "cpu",
         query_batch_size: int = 4096,
         corpus_chunk_size: int = 1_000_000,
+        dtype=None,
     ):
         import torch
 
         self.device = str(device)
-        self.dtype = torch.float32 if self.device == "cpu" else torch.float16
+        self.dtype = dtype or (torch.float32 if self.device == "cpu" else torch.float16)
         self.n = int(corpus.shape[0])
         self.k = min(int(k), self.n)
         self.query_batch_size = int(query_batch_size)
         self.corpus_chunk_size = int(corpus_chunk_size)
         self.chunks = []
         for cs in range(0, self.n, self.corpus_chunk_size):
-            block = np.ascontiguousarray(corpus[cs : cs + self.corpus_chunk_size])
-            self.chunks.append((cs, torch.as_tensor(block).to(device=self.device, dtype=self.dtype)))
+            block = corpus[cs : cs + self.corpus_chunk_size]
+            if not isinstance(block, torch.Tensor):
+                block = torch.as_tensor(np.ascontiguousarray(block))
+            # A tensor already on the device in the right dtype is used as is (views, no copy).
+            self.chunks.append((cs, block.to(device=self.device, dtype=self.dtype)))
 
     @property
     def dtype_name(self) -> str:
