@@ -170,3 +170,21 @@ def test_write_table_writes_csv_and_markdown(tmp_path):
     assert back["MRR@10"].to_numpy() == pytest.approx(df["MRR@10"].to_numpy())
     md = (tmp_path / "mrr.md").read_text().splitlines()
     assert md[0].startswith("|") and "MRR@10" in md[0] and len(md) == len(df) + 2
+
+
+def test_row_provenance_hashes_only_the_models_own_slice():
+    from ftstudy.config import load_config
+    from ftstudy.tables import row_info
+
+    config = load_config(overrides={"training": {"seeds": [42, 43]}})
+    changed = load_config(
+        overrides={"training": {"seeds": [42, 43]}, "variants": {"lora_hard": {"training": {"lr": 1e-4}}}}
+    )
+    a, b = row_info(config), row_info(changed)
+    assert set(a) == {"base", "bm25", "full_random", "full_hard", "lora_random", "lora_hard"} | {
+        f"{v}_seed43" for v in ("full_random", "full_hard", "lora_random", "lora_hard")
+    }
+    assert a["full_random_seed43"]["seed"] == 43 and a["base"]["seed"] is None
+    differ = {m for m in a if a[m]["config_hash"] != b[m]["config_hash"]}
+    assert differ == {"lora_hard", "lora_hard_seed43"}
+    assert a["full_random"]["config_hash"] != a["full_random_seed43"]["config_hash"]

@@ -3,43 +3,16 @@
 # Logic: src/ftstudy/{tables,significance,geometry,figures,paper}.py. Everything here runs on the CPU (analysis env)
 # except encode_pairs, which encodes the pairs with each neural model (a GPU rule, ml env).
 
+from ftstudy.tables import row_info as report_row_info  # noqa: E402
+
 ANALYSIS = config["analysis"]
 ANALYSIS_SET = ANALYSIS["eval_set"]
 
 
-def model_slice(model):
-    """The config slice that made a model's numbers (its training branch, base model or BM25 settings)."""
-    if model in TRAINED:
-        return ftconfig.training_slice(config, model)
-    if model == "bm25":
-        return {"bm25": config["bm25"]}
-    return {"base_model": config["base_model"]}
-
-
-def row_info():
-    """Per model id: config_hash of its slice (+ retrieval settings), and its seed (None for base and bm25)."""
-    return {
-        m: {
-            "config_hash": config_hash({"model": model_slice(m), "retrieval": config["retrieval"]}),
-            "seed": TRAINED[m]["seed"] if m in TRAINED else None,
-        }
-        for m in ALL_MODELS
-    }
-
-
-def trained_groups():
-    return {m: {"variant": e["variant"], "seed": e["seed"]} for m, e in TRAINED.items()}
-
-
-def per_query_files():
-    return [f"results/metrics/{m}/{e}.per_query.parquet" for e in EVAL_SETS for m in ALL_MODELS]
-
-
-def metric_keys():
-    return [[m, e] for e in EVAL_SETS for m in ALL_MODELS]
-
-
-REPORT_INFO = row_info()
+TRAINED_GROUPS = {m: {"variant": e["variant"], "seed": e["seed"]} for m, e in TRAINED.items()}
+METRIC_KEYS = [[m, e] for e in EVAL_SETS for m in ALL_MODELS]
+PER_QUERY_FILES = [f"results/metrics/{m}/{e}.per_query.parquet" for m, e in METRIC_KEYS]
+REPORT_INFO = report_row_info(config)  # per model: config_hash, seed
 TABLE_SLICE = {"analysis": ANALYSIS, "models": {m: v["config_hash"] for m, v in REPORT_INFO.items()}}
 PAIRS_SLICE = {
     "eval_set": ANALYSIS_SET,
@@ -51,7 +24,7 @@ PAIRS_SLICE = {
 
 rule significance:
     input:
-        per_query=per_query_files(),
+        per_query=PER_QUERY_FILES,
         queries=expand("results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS),
     output:
         csv=report(
@@ -62,7 +35,7 @@ rule significance:
         ),
         md="results/tables/significance.md",
     params:
-        metric_keys=metric_keys(),
+        metric_keys=METRIC_KEYS,
         eval_sets=EVAL_SETS,
         n_resamples=ANALYSIS["n_resamples"],
         seed=ANALYSIS["seed"],
@@ -84,7 +57,7 @@ rule significance:
 
 rule tables:
     input:
-        metrics=[f"results/metrics/{m}/{e}.json" for m, e in metric_keys()],
+        metrics=[f"results/metrics/{m}/{e}.json" for m, e in METRIC_KEYS],
         timing=[f"results/timing/{m}.json" for m in ALL_MODELS]
         + [f"results/timing/{m}.unmerged.json" for m in LORA_MODELS],
         summaries=[f"results/models/{m}/train_summary.json" for m in TRAINED],
@@ -112,10 +85,10 @@ rule tables:
         ),
         training_md="results/tables/training.md",
     params:
-        metric_keys=metric_keys(),
+        metric_keys=METRIC_KEYS,
         timing_keys=[[m, "merged"] for m in ALL_MODELS] + [[m, "unmerged"] for m in LORA_MODELS],
         trained_models=list(TRAINED),
-        trained=trained_groups(),
+        trained=TRAINED_GROUPS,
         info=REPORT_INFO,
         config_hash=config_hash(TABLE_SLICE),
     log:
@@ -191,7 +164,7 @@ rule geometry:
         md="results/tables/geometry.md",
     params:
         models=NEURAL_MODELS,
-        trained=trained_groups(),
+        trained=TRAINED_GROUPS,
         info=REPORT_INFO,
         config_hash=config_hash({"pairs": PAIRS_SLICE, "models": TABLE_SLICE["models"]}),
     log:
@@ -253,7 +226,7 @@ rule figure_training_loss:
         pdf="results/figures/training_loss.pdf",
     params:
         models=list(TRAINED),
-        trained=trained_groups(),
+        trained=TRAINED_GROUPS,
         config_hash=config_hash({m: REPORT_INFO[m]["config_hash"] for m in TRAINED}),
     log:
         "logs/figure_training_loss/training_loss.log",
@@ -269,7 +242,7 @@ rule figure_training_loss:
 
 rule figure_mrr_ci:
     input:
-        per_query=per_query_files(),
+        per_query=PER_QUERY_FILES,
         queries=expand("results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS),
     output:
         png=report(
@@ -280,9 +253,9 @@ rule figure_mrr_ci:
         ),
         pdf="results/figures/mrr_ci.pdf",
     params:
-        metric_keys=metric_keys(),
+        metric_keys=METRIC_KEYS,
         eval_sets=EVAL_SETS,
-        trained=trained_groups(),
+        trained=TRAINED_GROUPS,
         n_resamples=ANALYSIS["n_resamples"],
         seed=ANALYSIS["seed"],
         config_hash=config_hash(TABLE_SLICE),
