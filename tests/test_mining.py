@@ -379,10 +379,10 @@ def test_bm25_miner_uses_bm25_ranks(tmp_path):
     rng = np.random.default_rng(5)
     texts = [" ".join(rng.choice(words, size=6)) + f" doc{i}" for i in range(40)]
     pids = np.arange(500, 540, dtype=np.int64)
-    queries = pd.DataFrame({"qid": [1, 2], "text": ["apple river engine", "violin garden coffee"]})
+    queries = pd.DataFrame({"qid": [1, 2, 3], "text": ["apple river engine", "violin garden coffee", "zebra"]})
     index = build_bm25(texts, k1=0.9, b=0.4)
     full_s, full = bm25_search(index, queries.text.tolist(), 40)
-    qrels = pd.DataFrame({"qid": [1, 2], "pid": pids[[full[0, 0], full[1, 7]]], "relevance": [1, 1]})
+    qrels = pd.DataFrame({"qid": [1, 2, 3], "pid": pids[[full[0, 0], full[1, 7], 0]], "relevance": [1, 1, 1]})
     _write_inputs(tmp_path, queries, qrels, pd.DataFrame({"pid": pids, "text": texts}))
     vec = _unit(rng.normal(size=(40, 8)))
     s = MiningSettings(miner="bm25", top_k=20, rank_range=(4, 20), negatives_per_query=3, seed=9)
@@ -413,3 +413,5 @@ def test_bm25_miner_uses_bm25_ranks(tmp_path):
         assert r.neg_rank == first + tied.index(r.neg_pid)
         assert r.neg_pid != r.pos_pid
     assert stats["positives_excluded"] == 2  # both positives sit in the BM25 top 20
+    # "zebra" matches no passage: BM25 retrieves nothing (score 0 is not a match), so the query is skipped
+    assert stats["skipped"][SKIP_FEW_CANDIDATES]["qids"] == [3]

@@ -22,6 +22,7 @@ in cosine units for both miners.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import Counter
@@ -285,12 +286,17 @@ def dense_retriever(
 
 
 def bm25_retriever(retriever, corpus_ids: np.ndarray, top_k: int, n_threads: int = 1) -> Retriever:
-    """BM25 retrieval with ``ftstudy.bm25.bm25_search`` (the bm25 miner); indices are collection rows."""
+    """BM25 retrieval with ``ftstudy.bm25.bm25_search`` (the bm25 miner); indices are collection rows.
+
+    Passages with BM25 score 0 (no query term) are not candidates, so a query can have fewer than top_k."""
     from ftstudy.bm25 import bm25_search
 
     def retrieve(_q_emb: np.ndarray, texts: list[str]):
         scores, idx = bm25_search(retriever, list(texts), top_k, n_threads=n_threads)
-        return _sorted_candidates(np.asarray(scores, np.float32), np.asarray(idx, np.int64), corpus_ids)
+        scores, idx = np.asarray(scores, np.float32), np.asarray(idx, np.int64)
+        # a passage with score 0 shares no term with the query: not retrieved (as in Lucene and the BM25 runs)
+        idx = np.where(scores > 0, idx, -1)
+        return _sorted_candidates(scores, idx, corpus_ids)
 
     return retrieve
 
@@ -705,6 +711,8 @@ def mine_hard_negatives(
     )
     write_json(out_stats, stats)
     shutil.rmtree(partial_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        Path(partial_dir).parent.rmdir()  # results/.partial/<rule>/ if now empty
     log.info(
         "mined %d triplets from %d queries; skipped %d (%s)",
         stats["triplets"],
