@@ -5,7 +5,11 @@ Every embedding is L2-normalised, so inner product is cosine similarity for ever
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+LOG = logging.getLogger(__name__)
 
 
 def exact_search(
@@ -112,7 +116,10 @@ def _faiss_search(index, queries: np.ndarray, k: int, device: str, query_batch_s
         res = faiss.StandardGpuResources()
         co = faiss.GpuClonerOptions()
         co.useFloat16 = False  # exact fp32 scores, the same top-k as faiss-cpu (8.8M x 384: 13.6 GB on the GPU)
-        index = faiss.index_cpu_to_gpu(res, 0, index, co)
+        try:
+            index = faiss.index_cpu_to_gpu(res, 0, index, co)
+        except (RuntimeError, AttributeError) as exc:  # e.g. HNSW has no GPU implementation
+            LOG.warning("faiss index %s cannot move to the GPU (%s); searching on CPU", type(index).__name__, exc)
     k_eff = min(k, index.ntotal)
     nq = queries.shape[0]
     out_s = np.empty((nq, k_eff), dtype=np.float32)
