@@ -438,9 +438,9 @@ def train_variant(
     start_step = int(resume.name.split("-")[-1]) if resume else 0
     if resume:
         log.info("resuming %s from %s (step %d of %d)", model_id, resume, start_step, total_steps)
-    t_train = time.perf_counter()
+    t_train, cpu_train = time.perf_counter(), time.process_time()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    train_s = time.perf_counter() - t_train
+    train_s, train_cpu_s = time.perf_counter() - t_train, time.process_time() - cpu_train
     trained_triplets = int(sum(len(b) for b in batches[start_step:]))
 
     # Final model: Normalize restored, LoRA adapter saved and merged.
@@ -485,6 +485,7 @@ def train_variant(
         "resumed_from_step": start_step,
         "wall_time_s": time.perf_counter() - t_start,
         "train_time_s": train_s,
+        "train_cpu_s": train_cpu_s,
         "tokenize_time_s": tokenize_s,
         "triplets_per_s": trained_triplets / train_s if train_s > 0 else None,
         "device": device if device != "cuda" else f"cuda:{torch.cuda.get_device_name(0)}",
@@ -499,6 +500,11 @@ def train_variant(
     }
     write_json(out_dir / "train_summary.json", summary)
     shutil.rmtree(partial, ignore_errors=True)
+    for parent in (partial.parent, partial.parent.parent):  # {model}/ and the root, when nothing else is left
+        try:
+            parent.rmdir()
+        except OSError:
+            break
     return summary
 
 

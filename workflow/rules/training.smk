@@ -3,19 +3,14 @@
 # (checkpoints, partial log) lives under results/.partial/train/{model}/<config_hash>/, outside the outputs.
 
 
-def train_triplets(wildcards):
-    """The triplet parquet a trained model learns from (random or mined hard negatives)."""
-    variant = config["variants"][TRAINED[wildcards.model]["variant"]]
-    return ftconfig.NEGATIVE_SOURCES[variant["negatives"]]
-
-
 FULL_MODELS = [m for m in TRAINED if m not in LORA_MODELS]
 FULL_RE = _alternation(FULL_MODELS)
 
 
 rule train_full:
     input:
-        triplets=train_triplets,
+        # random or mined hard negatives, by the variant's `negatives`
+        triplets=lambda wc: ftconfig.NEGATIVE_SOURCES[config["variants"][TRAINED[wc.model]["variant"]]["negatives"]],
         base=model_dir("base"),
     output:
         model=directory("results/models/{model}/model"),
@@ -41,7 +36,8 @@ rule train_full:
 
 rule train_lora:
     input:
-        triplets=train_triplets,
+        # random or mined hard negatives, by the variant's `negatives`
+        triplets=lambda wc: ftconfig.NEGATIVE_SOURCES[config["variants"][TRAINED[wc.model]["variant"]]["negatives"]],
         base=model_dir("base"),
     output:
         model=directory("results/models/{model}/model"),

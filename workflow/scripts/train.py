@@ -1,10 +1,12 @@
 """Train one model id (variant x seed): see ftstudy.training.train_variant."""
 
+import sys
 from pathlib import Path
 
 from _common import setup
 
 log = setup(snakemake)  # noqa: F821
+sys.stdout = sys.stderr  # the trainer prints its log dicts to stdout: keep them in the rule's log
 
 from ftstudy.training import train_variant  # noqa: E402
 
