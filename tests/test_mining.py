@@ -415,3 +415,39 @@ def test_bm25_miner_uses_bm25_ranks(tmp_path):
     assert stats["positives_excluded"] == 2  # both positives sit in the BM25 top 20
     # "zebra" matches no passage: BM25 retrieves nothing (score 0 is not a match), so the query is skipped
     assert stats["skipped"][SKIP_FEW_CANDIDATES]["qids"] == [3]
+
+
+def test_killed_run_resumes_from_finished_batches(tiny, tmp_path):
+    """A run that dies after its first batch leaves no output; the rerun searches only the remaining batches and
+    writes the same bytes as an uninterrupted run. Changed settings start afresh."""
+    inner = dense_retriever(tiny["vec"], tiny["pids"], 30, _brute_search(tiny["vec"]))
+    calls = []
+
+    def dies_on_second(q, t):
+        calls.append(len(t))
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        return inner(q, t)
+
+    out = tmp_path / "r"
+    with pytest.raises(RuntimeError, match="killed"):
+        _mine(tiny, out, SETTINGS, retrieve=dies_on_second)
+    assert not (out / "hard.parquet").exists() and not (out / "hard_stats.json").exists()
+    assert sorted(p.name for p in (out / "partial").glob("batch_*")) == ["batch_000000.npz"]
+    calls.clear()
+    _mine(tiny, out, SETTINGS, retrieve=lambda q, t: (calls.append(len(t)), inner(q, t))[1])
+    assert calls == [3, 2]  # 8 queries in batches of 3: the first batch came from the partial state
+    _mine(tiny, tmp_path / "fresh", SETTINGS)
+    assert _sha(out / "hard.parquet") == _sha(tmp_path / "fresh" / "hard.parquet")
+    # stale partial state under different settings is not reused
+    with pytest.raises(RuntimeError):
+        calls.clear()
+        _mine(tiny, tmp_path / "s", SETTINGS, retrieve=dies_on_second)
+    calls.clear()
+    _mine(
+        tiny,
+        tmp_path / "s",
+        MiningSettings(**{**SETTINGS.__dict__, "seed": 99}),
+        retrieve=lambda q, t: (calls.append(len(t)), inner(q, t))[1],
+    )
+    assert calls == [3, 3, 2]
