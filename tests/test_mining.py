@@ -140,7 +140,9 @@ def test_ranks_in_range_positives_never_drawn_and_texts_match(tiny, tmp_path):
         expected_excluded += len(top & pos_of[q])
     assert stats["positives_excluded"] == expected_excluded
     # histogram counts every drawn rank; mean cosines match an independent computation
-    assert sum(stats["drawn_rank_histogram"]["counts"]) == len(df)
+    r, c = np.unique(df.neg_rank, return_counts=True)
+    assert stats["drawn_rank_histogram"] == {"ranks": r.tolist(), "counts": c.tolist()}
+    assert sum(stats["drawn_rank_bins"]["counts"]) == len(df)
     row = {p: i for i, p in enumerate(tiny["pids"])}
     qrow = {q: i for i, q in enumerate(tiny["qids"])}
     neg_cos = [tiny["vec"][row[n]] @ tiny["qemb"][qrow[q]] for q, n in zip(df.qid, df.neg_pid, strict=True)]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -562,20 +561,19 @@ def write_hard_parquet(
                 writer.write_table(batch, row_group_size=row_group_size)
 
 
-def rank_histogram(ranks: np.ndarray, rank_range: Sequence[int], bin_width: int = 10) -> dict:
-    """Counts of drawn ranks: per rank, and in bins of ``bin_width`` over the rank range."""
+def rank_histogram(ranks: np.ndarray) -> dict:
+    """Exact counts of the drawn ranks: ``{"ranks": [r, ...], "counts": [n, ...]}``, ascending ranks."""
+    r, c = np.unique(np.asarray(ranks, np.int64), return_counts=True)
+    return {"ranks": r.tolist(), "counts": c.tolist()}
+
+
+def rank_bins(ranks: np.ndarray, rank_range: Sequence[int], bin_width: int = 10) -> dict:
+    """Counts of drawn ranks in bins of ``bin_width`` over the rank range: ``[edge_i, edge_{i+1})``."""
     start, end = int(rank_range[0]), int(rank_range[1])
-    edges = list(range(start, end + 1, bin_width)) + [end + 1]
-    if edges[-2] == end + 1:
-        edges.pop()
+    edges = list(range(start, end + 1, bin_width))
+    edges.append(end + 1)
     counts, _ = np.histogram(ranks, bins=edges)
-    per_rank = Counter(int(r) for r in ranks)
-    return {
-        "bin_edges": edges,
-        "bin_note": "bins are [edge_i, edge_{i+1}) over 1-based ranks",
-        "counts": counts.astype(int).tolist(),
-        "per_rank": {str(r): per_rank[r] for r in sorted(per_rank)},
-    }
+    return {"bin_edges": edges, "counts": counts.astype(int).tolist(), "note": "bins are [edge_i, edge_{i+1})"}
 
 
 def summarise(results: list[BatchResult], settings: MiningSettings, counts: dict) -> tuple[dict, dict]:
@@ -605,7 +603,8 @@ def summarise(results: list[BatchResult], settings: MiningSettings, counts: dict
         "positives_excluded_note": "judged positives found among the top_k candidates and removed before the draw",
         "margin_dropped": int(sum(r.margin_dropped for r in results)),
         "queries_with_fewer_negatives_than_requested": int(sum(r.fewer_negatives for r in results)),
-        "drawn_rank_histogram": rank_histogram(cat["neg_rank"], settings.rank_range),
+        "drawn_rank_histogram": rank_histogram(cat["neg_rank"]),
+        "drawn_rank_bins": rank_bins(cat["neg_rank"], settings.rank_range),
         "mean_cosine": {
             "query_positive": float(np.mean(pos_cos, dtype=np.float64)) if pos_cos.size else None,
             "query_negative": float(np.mean(cat["neg_cos"], dtype=np.float64)) if pos_cos.size else None,
