@@ -30,9 +30,13 @@ def test_dry_run_of_the_embedded_default(tmp_path):
         "evaluate",
         "time_inference",
         "tables",
-        "figures",
+        "significance",
+        "geometry",
+        "umap",
     ):
         assert rule in jobs, f"{rule} missing from the default DAG: {sorted(jobs)}"
+    assert sum(v for k, v in jobs.items() if k.startswith("train")) == 4
+    assert any(k.startswith("figure") for k in jobs)
 
 
 def test_dry_run_of_the_full_scale_config_needs_no_data(tmp_path):
