@@ -117,7 +117,7 @@ def test_trec_run_roundtrip_drops_zero_scores(tmp_path):
 def test_bad_trec_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.trec"
     path.write_text("1 Q0 5 1 2.0 bm25\n1 Q0 x 2 1.0 bm25\n")
-    with pytest.raises(ValueError, match=r"bad.trec:2"):
+    with pytest.raises(ValueError, match=r"bad.trec, line 2"):
         read_trec_run(path)
 
 

@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ftstudy.atomic import atomic_path
-
 STOPWORDS = "en"  # bm25s' 33-word Lucene EnglishAnalyzer list
 STEMMER = "porter"  # PyStemmer algorithm name; None disables stemming
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
@@ -148,41 +146,29 @@ def write_trec_run(
     run_name: str,
     drop_zero: bool = True,
 ) -> int:
-    """Write ``qid Q0 pid rank score run_name`` lines atomically; returns the number of lines.
+    """Write ``qid Q0 pid rank score run_name`` lines atomically (:func:`ftstudy.runs.write_run`); returns the
+    number of lines.
 
     ``indices`` are row positions into ``pids``. With ``drop_zero`` (the BM25 case), results with score <= 0 are
-    left out: such passages share no term with the query, so Lucene would not return them either.
+    left out: such passages share no term with the query, so Lucene would not return them either (they come
+    last, so the remaining ranks stay 1..m).
     """
-    pids = np.asarray(pids, dtype=np.int64)
-    n = 0
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for qid, srow, irow in zip(qids, scores, indices, strict=True):
-            rank = 0
-            for s, i in zip(srow, irow, strict=True):
-                if drop_zero and s <= 0:
-                    break
-                rank += 1
-                fh.write(f"{int(qid)} Q0 {int(pids[i])} {rank} {float(s):.6f} {run_name}\n")
-                n += 1
-    return n
+    from ftstudy.runs import write_run
+
+    pid_rows = np.asarray(pids, dtype=np.int64)[np.asarray(indices, dtype=np.int64)]
+    if drop_zero:
+        pid_rows = np.where(np.asarray(scores) > 0, pid_rows, -1)  # write_run skips pid < 0
+    write_run(path, np.asarray(qids, dtype=np.int64), pid_rows, scores, run_name)
+    return int((pid_rows >= 0).sum())
 
 
 def read_trec_run(path: str | os.PathLike) -> dict[int, list[int]]:
-    """qid -> pids in rank order, from a TREC run file. Raises ValueError naming the file and line."""
-    out: dict[int, list[tuple[int, int]]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 6:
-                raise ValueError(f"{path}:{lineno}: expected 'qid Q0 pid rank score run_name', got {line.strip()!r}")
-            try:
-                qid, pid, rank = int(parts[0]), int(parts[2]), int(parts[3])
-            except ValueError:
-                raise ValueError(f"{path}:{lineno}: qid, pid and rank must be integers, got {line.strip()!r}") from None
-            out.setdefault(qid, []).append((rank, pid))
-    return {q: [p for _, p in sorted(v)] for q, v in out.items()}
+    """qid -> pids in rank order, from a TREC run file (:func:`ftstudy.runs.read_run`, which names the file and
+    line of a malformed entry)."""
+    from ftstudy.runs import read_run
+
+    df = read_run(path).sort_values(["qid", "rank"], kind="stable")
+    return {int(q): g["pid"].astype(int).tolist() for q, g in df.groupby("qid", sort=False)}
 
 
 def overlap_at_k(run: dict[int, list[int]], reference: dict[int, list[int]], k: int = 10) -> dict:

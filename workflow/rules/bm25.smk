@@ -2,9 +2,8 @@
 # src/ftstudy/bm25.py). Its run goes through the same evaluate rule as the neural models' runs. CPU only.
 
 
-def bm25_params():
-    """The config slice that feeds a BM25 run (enabled is not part of it)."""
-    return {k: v for k, v in config["bm25"].items() if k != "enabled"}
+# The config slice that feeds a BM25 run or timing (enabled is not part of it).
+BM25_PARAMS = {k: v for k, v in config["bm25"].items() if k != "enabled"}
 
 
 rule bm25_retrieve:
@@ -14,7 +13,7 @@ rule bm25_retrieve:
     output:
         run="results/runs/bm25/{eval_set}.trec",
     params:
-        bm25=bm25_params(),
+        bm25=BM25_PARAMS,
         k=config["retrieval"]["k"],
     log:
         "logs/bm25_retrieve/{eval_set}.log",

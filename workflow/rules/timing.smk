@@ -7,15 +7,14 @@ TIMING_EVAL_SET = config["timing"]["eval_set"]
 TIMING_CORPUS = eval_corpus(TIMING_EVAL_SET)
 
 
-def timing_params():
-    """The config slice that feeds every timing file: the same for every model, so all are timed alike."""
-    return {
-        "timing": config["timing"],
-        "dtype": config["encoding"]["dtype"],
-        "query_batch_size": config["retrieval"]["query_batch_size"],
-        "corpus_chunk_size": config["retrieval"]["corpus_chunk_size"],
-        "corpus": TIMING_CORPUS,
-    }
+# The config slice that feeds every timing file: the same for every model, so all are timed alike.
+TIMING_PARAMS = {
+    "timing": config["timing"],
+    "dtype": config["encoding"]["dtype"],
+    "query_batch_size": config["retrieval"]["query_batch_size"],
+    "corpus_chunk_size": config["retrieval"]["corpus_chunk_size"],
+    "corpus": TIMING_CORPUS,
+}
 
 
 rule time_inference:
@@ -29,7 +28,7 @@ rule time_inference:
         model=NEURAL_RE,
     params:
         kind="merged",
-        settings=timing_params(),
+        settings=TIMING_PARAMS,
     log:
         "logs/time_inference/{model}.log",
     benchmark:
@@ -55,7 +54,7 @@ rule time_inference_unmerged:
         model=LORA_RE,
     params:
         kind="unmerged",
-        settings=timing_params(),
+        settings=TIMING_PARAMS,
     log:
         "logs/time_inference_unmerged/{model}.log",
     benchmark:
@@ -77,8 +76,8 @@ rule time_inference_bm25:
         timing="results/timing/bm25.json",
     params:
         kind="bm25",
-        settings=timing_params(),
-        bm25={k: v for k, v in config["bm25"].items() if k != "enabled"},
+        settings=TIMING_PARAMS,
+        bm25=BM25_PARAMS,
     log:
         "logs/time_inference_bm25/bm25.log",
     benchmark:
