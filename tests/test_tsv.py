@@ -58,9 +58,10 @@ def test_collection_error_after_row_groups_leaves_no_output(tmp_path):
     rows = b"".join(b"%d\tpassage number %d\n" % (i, i) for i in range(50))
     tsv = _write(tmp_path / "collection.tsv", rows + b"7\tduplicate late\n")
     out_dir = tmp_path / "out"
-    with pytest.raises(TSVError, match="line 51: duplicate pid 7"):
-        prepare_collection(tsv, out_dir / "collection.parquet", row_group_size=8, progress=False)
-    _assert_nothing_written(out_dir)
+    for row_group_size in (8, 1000):  # the duplicate in a later row group, and inside the first one
+        with pytest.raises(TSVError, match="line 51: duplicate pid 7"):
+            prepare_collection(tsv, out_dir / "collection.parquet", row_group_size=row_group_size, progress=False)
+        _assert_nothing_written(out_dir)
 
 
 def test_collection_text_is_kept_byte_for_byte(tmp_path):
@@ -181,8 +182,15 @@ def test_head100_loads_to_100_rows_byte_for_byte(tmp_path):
     assert any("â" in q + p + n for q, p, n in rows)  # the real encoding damage is there, untouched
 
 
-def test_idset_bitmap_and_large_ids():
-    s = IdSet(bitmap_limit=1000)
+def test_idset_dense_and_large_ids():
+    s = IdSet(dense_limit=1000)
     assert s.add(0) and s.add(7) and s.add(8) and s.add(999) and s.add(10**12)
     assert not s.add(7) and not s.add(999) and not s.add(10**12) and not s.add(0)
     assert s.add(6) and s.add(1000)
+    # batches: the first repeated position, whether repeated inside the batch or against earlier ids
+    b = IdSet(dense_limit=1000)
+    assert b.add_many([5, 3, 10**9, 2000]) == -1
+    assert b.add_many([1, 4, 4, 3]) == 2
+    assert IdSet(dense_limit=1000).add_many([9, 10**9, 8, 10**9]) == 3
+    c = IdSet()
+    assert c.add_many([1, 2]) == -1 and c.add_many([7, 8, 2]) == 2 and c.add_many([]) == -1

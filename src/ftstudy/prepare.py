@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .tsv import IdSet, TSVError, iter_id_text, iter_qrels
+from .tsv import IdSet, TSVError, decode, iter_id_text, iter_lines, iter_qrels, parse_id, split_fields
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +42,47 @@ def prepare_collection(
 ) -> dict:
     """Stream ``pid<TAB>passage`` lines into ``out`` (parquet, row groups of ``row_group_size``).
 
-    Duplicate pids are an error (naming the line); memory grows with the largest pid (a bitmap), never with
+    Duplicate pids are an error (naming the line); memory grows with the largest pid (see IdSet), never with
     the number of lines. Returns ``{"n_passages": int}``.
     """
     seen = IdSet()
     n = 0
+    expected = "pid<TAB>text"
+
+    def flush(pids: list[int], texts: list[str], first_line: int) -> None:
+        dup = seen.add_many(pids)
+        if dup >= 0:
+            raise TSVError(tsv, first_line + dup, f"duplicate pid {pids[dup]} (expected each pid once)")
+        writer.write_table(pa.table([pids, texts], schema=COLLECTION_SCHEMA))
+
     with atomic_path(out) as tmp:
         writer = pq.ParquetWriter(tmp, COLLECTION_SCHEMA)
         try:
             pids: list[int] = []
             texts: list[str] = []
-            for lineno, pid, text in iter_id_text(tsv, "pid", progress=progress):
-                if not seen.add(pid):
-                    raise TSVError(tsv, lineno, f"duplicate pid {pid} (expected each pid once)")
-                pids.append(pid)
-                texts.append(text)
+            first_line = 1
+            for lineno, line in iter_lines(tsv, progress=progress):
+                # Fast path for a well-formed line; anything else goes through the strict parser, which raises.
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError:
+                    decode(line, tsv, lineno)
+                pid_s, sep, passage = text.partition("\t")
+                if (
+                    not (sep and pid_s.isdigit() and pid_s.isascii() and passage)
+                    or passage.isspace()
+                    or ("\t" in passage)
+                ):
+                    fields = split_fields(text, 2, tsv, lineno, expected)
+                    parse_id(fields[0], tsv, lineno, "pid")
+                pids.append(int(pid_s))
+                texts.append(passage)
                 if len(pids) >= row_group_size:
-                    writer.write_table(pa.table([pids, texts], schema=COLLECTION_SCHEMA))
+                    flush(pids, texts, first_line)
                     n += len(pids)
-                    pids, texts = [], []
+                    pids, texts, first_line = [], [], lineno + 1
             if pids:
-                writer.write_table(pa.table([pids, texts], schema=COLLECTION_SCHEMA))
+                flush(pids, texts, first_line)
                 n += len(pids)
         finally:
             writer.close()

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 INT8_RANGE = (-128, 127)
@@ -95,7 +96,7 @@ def split_fields(text: str, n: int, path: str | os.PathLike, lineno: int, expect
     if len(fields) != n:
         raise TSVError(path, lineno, f"{len(fields)} tab-separated fields; expected {n} ({expected})")
     for i, f in enumerate(fields):
-        if not f.strip():
+        if not f or f.isspace():
             raise TSVError(path, lineno, f"field {i + 1} is empty; expected {expected} with non-empty text")
     return fields
 
@@ -152,27 +153,46 @@ def iter_qrels(path: str | os.PathLike, progress: bool = False) -> Iterator[tupl
 
 
 class IdSet:
-    """Membership of non-negative integer ids with memory that grows with the largest id, not the row count.
+    """Membership of non-negative integer ids; memory grows with the largest id, not with the row count.
 
-    A bitmap (one bit per possible id: MS MARCO's 8.8M pids take 1.1 MB) with a set for ids beyond
-    ``bitmap_limit``. ``add`` returns False when the id was already present.
+    A dense boolean array (one byte per possible id: MS MARCO's 8.8M pids take 8.8 MB) with a set for ids at or
+    beyond ``dense_limit``. Ids are added a batch at a time (vectorised).
     """
 
-    def __init__(self, bitmap_limit: int = 1 << 31):
-        self._bits = bytearray()
-        self._limit = bitmap_limit
+    def __init__(self, dense_limit: int = 1 << 28):
+        self._seen = np.zeros(0, dtype=bool)
+        self._limit = dense_limit
         self._big: set[int] = set()
 
-    def add(self, i: int) -> bool:
-        if i >= self._limit:
+    def add_many(self, ids) -> int:
+        """Add ``ids``; return the position of the first id that was already present (earlier in the set or
+        earlier in ``ids``), or -1 if all are new. After a duplicate the set's state is unspecified."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size == 0:
+            return -1
+        order = np.argsort(ids, kind="stable")
+        srt = ids[order]
+        dup_pos = order[1:][srt[1:] == srt[:-1]]
+        first = int(dup_pos.min()) if dup_pos.size else -1
+        dense = ids < self._limit
+        d = ids[dense]
+        if d.size:
+            need = int(d.max()) + 1
+            if need > self._seen.size:
+                grown = np.zeros(max(need, 2 * self._seen.size), dtype=bool)
+                grown[: self._seen.size] = self._seen
+                self._seen = grown
+            hit = np.flatnonzero(dense)[self._seen[d]]
+            if hit.size:
+                first = int(hit[0]) if first < 0 else min(first, int(hit[0]))
+            self._seen[d] = True
+        for pos in np.flatnonzero(~dense):
+            i = int(ids[pos])
             if i in self._big:
-                return False
+                first = int(pos) if first < 0 else min(first, int(pos))
             self._big.add(i)
-            return True
-        byte, bit = i >> 3, 1 << (i & 7)
-        if byte >= len(self._bits):
-            self._bits.extend(bytes(max(byte + 1 - len(self._bits), len(self._bits))))
-        if self._bits[byte] & bit:
-            return False
-        self._bits[byte] |= bit
-        return True
+        return first
+
+    def add(self, i: int) -> bool:
+        """Add one id; False if it was already present."""
+        return self.add_many([i]) < 0
