@@ -3,17 +3,18 @@
 # See docs/mining.md and src/ftstudy/mining.py.
 
 
-def _mining_slice():
-    """The config that feeds hard.parquet: a change here reruns mining (and the hard-negative variants) only."""
-    s = {
-        "mining": config["mining"],
-        "base_model": config["base_model"],
-        "encoding": {k: config["encoding"][k] for k in ("dtype", "batch_size", "max_seq_length")},
-        "backend": config["retrieval"]["backend"],
-    }
-    if config["mining"]["miner"] == "bm25":
-        s["bm25"] = {k: config["bm25"][k] for k in ("k1", "b")}
-    return s
+# The config that feeds hard.parquet: a change here reruns mining (and the hard-negative variants) only.
+MINING_SLICE = {
+    "mining": config["mining"],
+    "base_model": config["base_model"],
+    "encoding": {k: config["encoding"][k] for k in ("dtype", "batch_size", "max_seq_length")},
+    "backend": config["retrieval"]["backend"],
+    **(
+        {"bm25": {k: config["bm25"][k] for k in ("k1", "b")}}
+        if config["mining"]["miner"] == "bm25"
+        else {}
+    ),
+}
 
 
 rule mine_hard_negatives:
@@ -27,12 +28,12 @@ rule mine_hard_negatives:
         triplets="results/triplets/hard.parquet",
         stats="results/triplets/hard_stats.json",
     params:
-        slice=_mining_slice(),
-        mining=config["mining"],
-        encoding=_mining_slice()["encoding"],
-        backend=config["retrieval"]["backend"],
-        bm25=_mining_slice().get("bm25"),
-        partial=f"results/.partial/mine_hard_negatives/{config_hash(_mining_slice())}",
+        slice=MINING_SLICE,
+        mining=MINING_SLICE["mining"],
+        encoding=MINING_SLICE["encoding"],
+        backend=MINING_SLICE["backend"],
+        bm25=MINING_SLICE.get("bm25"),
+        partial=f"results/.partial/mine_hard_negatives/{config_hash(MINING_SLICE)}",
     log:
         "logs/mine_hard_negatives/main.log",
     benchmark:
