@@ -23,6 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ETC = Path("/etc/slurm")
+MARK = "ClusterName=ftstudy-test"  # in slurm.conf: a file with it was left by an earlier, killed test run
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 BINARIES = ["slurmctld", "slurmd", "sbatch", "squeue", "scontrol", "sinfo", "munged"]
 
@@ -63,6 +64,16 @@ def install(log) -> None:
         raise RuntimeError(
             f"apt-get could not install {' '.join(PACKAGES)} (rc {res.returncode}):\n{res.stderr[-3000:]}"
         )
+
+
+def _die_with_parent() -> None:
+    """Linux: the daemon gets SIGTERM when the process that started it dies, even if stop() never ran."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _free_port() -> int:
@@ -114,7 +125,7 @@ class SlurmCluster:
 
     def _put(self, path: Path, text: str) -> None:
         if path not in self._backups:
-            if path.exists():
+            if path.exists() and MARK not in path.read_text(errors="replace"):
                 backup = self.state / "etc-backup" / path.name
                 backup.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, backup)
@@ -135,7 +146,14 @@ class SlurmCluster:
     # ---- daemons ------------------------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         out = open(self.state / f"{name}.out", "w")  # noqa: SIM115 (closed when the daemon ends)
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C or timeout aimed at the test's group is handled by stop()
+            preexec_fn=_die_with_parent,
+        )
         out.close()
         self.procs.append((name, p))
         return p
