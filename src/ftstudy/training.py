@@ -297,6 +297,8 @@ def _callbacks(log_path: Path, steps_per_epoch: int, force_eval_at_end: bool):
                 if force_eval_at_end:
                     control.should_evaluate = True
                     control.should_save = True
+                else:  # the final model is written right after; a checkpoint of the last step is never resumed
+                    control.should_save = False
             return control
 
     return [LogToCsv()]
