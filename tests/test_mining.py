@@ -453,3 +453,12 @@ def test_killed_run_resumes_from_finished_batches(tiny, tmp_path):
         retrieve=lambda q, t: (calls.append(len(t)), inner(q, t))[1],
     )
     assert calls == [3, 3, 2]
+
+
+def test_max_queries_mines_a_seeded_sample(tiny, tmp_path):
+    s = MiningSettings(**{**SETTINGS.__dict__, "max_queries": 3})
+    df, stats = _mine(tiny, tmp_path / "a", s)
+    df2, _ = _mine(tiny, tmp_path / "b", MiningSettings(**{**s.__dict__, "query_batch_size": 1}))
+    assert stats["selected_queries"] == 3 == df.qid.nunique() and stats["judged_queries"] == 8
+    assert set(df.qid) <= set(tiny["qids"].tolist())
+    pd.testing.assert_frame_equal(df, df2)
