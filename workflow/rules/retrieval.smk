@@ -3,11 +3,8 @@
 # Every embedding is L2-normalised: retrieval ranks by cosine similarity for every model, whatever its loss.
 
 CORPUS_RE = _alternation(CORPORA)
-
-
-def retrieval_device():
-    """None = a GPU when one is visible (CUDA_VISIBLE_DEVICES decides on a cluster), else the CPU."""
-    return None
+# device None: a GPU when one is visible (CUDA_VISIBLE_DEVICES decides on a cluster), else the CPU.
+RETRIEVAL_DEVICE = None
 
 
 rule encode_corpus:
@@ -22,7 +19,7 @@ rule encode_corpus:
     params:
         encoding=config["encoding"],
         partial_root="results/.partial/encode_corpus/{model}/{corpus}",
-        device=retrieval_device(),
+        device=RETRIEVAL_DEVICE,
     log:
         "logs/encode_corpus/{model}/{corpus}.log",
     benchmark:
@@ -75,7 +72,7 @@ rule retrieve:
     params:
         retrieval=config["retrieval"],
         encoding=config["encoding"],
-        device=retrieval_device(),
+        device=RETRIEVAL_DEVICE,
     log:
         "logs/retrieve/{model}/{eval_set}.log",
     benchmark:
