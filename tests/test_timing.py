@@ -169,12 +169,15 @@ def test_time_bm25_fields():
     assert rec["bm25"]["stemmer"] == "PyStemmer:porter"
 
 
-def test_unmerged_lora_embeds_like_merged(tmp_path, base_dir, base_model):
+@pytest.fixture(scope="session")
+def lora_dirs(tmp_path_factory, base_dir):
+    """A LoRA adapter (r=4 on query/value, non-zero lora_B) saved with peft, and its merged SentenceTransformer."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     from ftstudy.models import load_model
 
+    root = tmp_path_factory.mktemp("lora")
     model = load_model(base_dir, "cpu")
     holder, attr = timing._transformer_holder(model)
     peft_model = get_peft_model(
@@ -185,14 +188,20 @@ def test_unmerged_lora_embeds_like_merged(tmp_path, base_dir, base_model):
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    peft_model.save_pretrained(str(tmp_path / "adapter"))
+    peft_model.save_pretrained(str(root / "adapter"))
     setattr(holder, attr, peft_model.merge_and_unload())
-    model.save(str(tmp_path / "merged"))
+    model.save(str(root / "merged"))
+    return root / "adapter", root / "merged"
 
-    merged = load_model(str(tmp_path / "merged"), "cpu")
-    unmerged = timing.load_unmerged_lora(base_dir, str(tmp_path / "adapter"), "cpu")
+
+def test_unmerged_lora_embeds_like_merged(base_dir, base_model, lora_dirs):
     from peft import PeftModel
 
+    from ftstudy.models import load_model
+
+    adapter, merged_dir = lora_dirs
+    merged = load_model(str(merged_dir), "cpu")
+    unmerged = timing.load_unmerged_lora(base_dir, str(adapter), "cpu")
     assert isinstance(getattr(*timing._transformer_holder(unmerged)), PeftModel)
     e_merged = merged.encode(TEXTS, normalize_embeddings=True)
     e_unmerged = unmerged.encode(TEXTS, normalize_embeddings=True)
@@ -202,16 +211,20 @@ def test_unmerged_lora_embeds_like_merged(tmp_path, base_dir, base_model):
 
 
 @pytest.mark.workflow
-def test_timing_rules_write_json(tmp_path, base_dir, base_model):
+def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
     wd = tmp_path / "wd"
     (wd / "results/data/eval/dev").mkdir(parents=True)
     (wd / "results/models/base").mkdir(parents=True)
     (wd / "results/models/base/model").symlink_to(base_dir)
-    emb = wd / "results/embeddings/base/main"
-    emb.mkdir(parents=True)
+    (wd / "results/models/lora_random").mkdir(parents=True)
+    (wd / "results/models/lora_random/model").symlink_to(lora_dirs[1])
+    (wd / "results/models/lora_random/adapter").symlink_to(lora_dirs[0])
     corpus_texts = TEXTS * 4
-    np.save(emb / "vectors.npy", base_model.encode(corpus_texts, normalize_embeddings=True).astype(np.float16))
-    np.save(emb / "ids.npy", np.arange(len(corpus_texts), dtype=np.int64))
+    for m in ("base", "lora_random"):
+        emb = wd / f"results/embeddings/{m}/main"
+        emb.mkdir(parents=True)
+        np.save(emb / "vectors.npy", base_model.encode(corpus_texts, normalize_embeddings=True).astype(np.float16))
+        np.save(emb / "ids.npy", np.arange(len(corpus_texts), dtype=np.int64))
     pd.DataFrame({"pid": np.arange(len(corpus_texts), dtype=np.int64), "text": corpus_texts}).to_parquet(
         wd / "results/data/collection.parquet"
     )
@@ -221,13 +234,14 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model):
     shutil.copytree(REPO / "config", wd / "config")
     cmd = [
         str(Path(sys.executable).parent / "snakemake"), "results/timing/base.json", "results/timing/bm25.json",
-        "-s", str(REPO / "Snakefile"), "--directory", str(wd), "--cores", "2",
-        "--configfile", str(wd / "config/test.yaml"), "--allowed-rules", "time_inference", "time_inference_bm25",
+        "results/timing/lora_random.unmerged.json", "-s", str(REPO / "Snakefile"), "--directory", str(wd),
+        "--cores", "2", "--configfile", str(wd / "config/test.yaml"),
+        "--allowed-rules", "time_inference", "time_inference_bm25", "time_inference_unmerged",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    for name in ("base", "bm25"):
+    for name in ("base", "bm25", "lora_random.unmerged"):
         rec = json.loads((wd / f"results/timing/{name}.json").read_text())
         assert REQUIRED <= set(rec)
         # config/test.yaml: timing.n_queries 40 from 5 dev queries -> with replacement; top_k 20; repeats 1
@@ -235,3 +249,5 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model):
         assert rec["threads"] == 2 and len(rec["repeat_seconds"]) == 1
         assert rec["corpus_size"] == 20 and rec["top_k"] == 20
     assert json.loads((wd / "results/timing/bm25.json").read_text())["backend"] == "bm25s"
+    unmerged = json.loads((wd / "results/timing/lora_random.unmerged.json").read_text())
+    assert unmerged["merged"] is False and unmerged["model"] == "lora_random" and unmerged["kind"] == "unmerged"

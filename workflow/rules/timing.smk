@@ -46,6 +46,7 @@ rule time_inference_unmerged:
     input:
         model=model_dir("base"),
         adapter="results/models/{model}/adapter",
+        merged=lambda w: model_dir(w.model),  # read for its max_seq_length only, so both timings match
         embeddings=lambda w: f"results/embeddings/{w.model}/{TIMING_CORPUS}",
         queries=f"results/data/eval/{TIMING_EVAL_SET}/queries.parquet",
     output:

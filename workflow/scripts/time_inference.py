@@ -56,6 +56,8 @@ else:
     device = pick_device()
     if kind == "unmerged":
         model = timing.load_unmerged_lora(smk.input.model, smk.input.adapter, device)
+        # The same truncation as the merged model (where sentence-transformers keeps it differs by version).
+        model.max_seq_length = load_model(smk.input.merged, "cpu").max_seq_length
         extra["adapter"] = str(smk.input.adapter)
     else:
         model = load_model(smk.input.model, device)
