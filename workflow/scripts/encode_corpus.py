@@ -51,6 +51,11 @@ info = encode_corpus(
     },
 )
 shutil.rmtree(partial_root, ignore_errors=True)  # older keys' chunks are stale once the output exists
+for parent in (partial_root.parent, partial_root.parent.parent):  # .../{model}, .../encode_corpus, if empty
+    try:
+        parent.rmdir()
+    except OSError:
+        break
 log.info(
     "done: %s",
     {
