@@ -1084,6 +1084,12 @@ def generate(
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_dataset(ds: SyntheticDataset, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write the six official files into ``out_dir``, each atomically. Returns name -> path."""
     out = Path(out_dir)
@@ -1092,5 +1098,6 @@ def write_dataset(ds: SyntheticDataset, out_dir: str | os.PathLike) -> dict[str,
         path = out / name
         with atomic_path(path) as tmp:
             tmp.write_bytes(text.encode("utf-8"))
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; data files are readable like any other
         paths[name] = path
     return paths

@@ -1,1 +1,28 @@
-# synthetic stage: rules are added by the issue that owns this stage.
+# The embedded default's data set: MS MARCO's six TSV files, generated deterministically from synthetic.seed.
+# The rule exists only when dataset_dir is synthetic.dir, so a real dataset_dir is never overwritten.
+# Logic: src/ftstudy/synthetic.py (docs/synthetic.md has the measured difficulty).
+
+if os.path.normpath(config["dataset_dir"]) == os.path.normpath(config["synthetic"]["dir"]):
+
+    rule synthetic_dataset:
+        output:
+            collection=dataset_file("collection.tsv"),
+            queries_train=dataset_file("queries.train.tsv"),
+            qrels_train=dataset_file("qrels.train.tsv"),
+            triples=dataset_file("triples.train.small.tsv"),
+            queries_dev=dataset_file("queries.dev.small.tsv"),
+            qrels_dev=dataset_file("qrels.dev.small.tsv"),
+        params:
+            synthetic={k: v for k, v in config["synthetic"].items() if k != "dir"},
+        log:
+            "logs/synthetic_dataset/synthetic.log",
+        benchmark:
+            "benchmarks/synthetic_dataset/synthetic.tsv"
+        threads: 1
+        resources:
+            mem_mb=500,
+            runtime=5,
+        conda:
+            "../../envs/data.yaml"
+        script:
+            "../scripts/synthetic_dataset.py"
