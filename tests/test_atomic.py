@@ -39,3 +39,17 @@ def test_atomic_dir_replaces_only_on_success(tmp_path):
             raise ValueError
     assert (target / "w").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_outputs_get_the_usual_permissions_not_tempfile_ones(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "x.json", {})
+        with atomic_dir(tmp_path / "d") as tmp:
+            (tmp / "f").write_text("")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
