@@ -170,7 +170,7 @@ class ResidentSearch:
         for cs in range(0, self.n, self.corpus_chunk_size):
             block = corpus[cs : cs + self.corpus_chunk_size]
             if not isinstance(block, torch.Tensor):
-                block = torch.as_tensor(np.ascontiguousarray(block))
+                block = torch.from_numpy(np.array(block))  # a copy: memory maps are read-only
             # A tensor already on the device in the right dtype is used as is (views, no copy).
             self.chunks.append((cs, block.to(device=self.device, dtype=self.dtype)))
 
