@@ -30,8 +30,10 @@ PROFILE_ARGS = ["--profile", str(REPO / "profiles/slurm"), "--profile", str(REPO
 # The chain that the cluster run builds: data preparation, the base model, encoding, retrieval, evaluation.
 TARGET = "results/metrics/base/dev.json"
 PER_QUERY = "results/metrics/base/dev.per_query.parquet"
-# Thread counts are pinned the same way in both runs: rules get min(threads, 2) (local: --cores 2).
-THREADS = "2"
+CONFIG = ("--configfile", "config/test.yaml")
+# Thread counts are pinned the same way in both runs: conftest.completed_test_run runs with --cores 2, so rules
+# get min(threads, 2); the cluster run passes --max-threads 2.
+LOCAL_CORES = "2"
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +98,16 @@ def _slurm_jobs(slurm) -> list[dict[str, str]]:
     return jobs
 
 
-def _rule_resources(workdir: Path, slurm, *args: str) -> dict[str, str]:
-    """rule -> its resources line, from a dry run (independent of the cluster run's log)."""
-    out = _snakemake(slurm, workdir, "-n", "--forceall", "--cores", THREADS, *args)
-    res: dict[str, str] = {}
-    rule = None
+def _gpu_rules(workdir: Path, slurm) -> set[str]:
+    """Rules of the chain whose resources hold gpu=1, from a local dry run (independent of the cluster run)."""
+    out = _snakemake(slurm, workdir, TARGET, "-n", "--forceall", "--cores", LOCAL_CORES, *CONFIG)
+    gpu, rule = set(), None
     for line in out.splitlines():
         if m := re.match(r"^(?:local)?rule (\w+):", line):
             rule = m[1]
-        elif (m := re.match(r"^\s+resources: (.*)$", line)) and rule:
-            res[rule] = m[1]
-    return res
+        elif (m := re.match(r"^\s+resources: (.*)$", line)) and rule and re.search(r"\bgpu=1\b", m[1]):
+            gpu.add(rule)
+    return gpu
 
 
 def test_gpu_jobs_are_not_limited_to_one_by_the_local_profile(slurm, tmp_path):
@@ -143,44 +144,56 @@ def test_gpu_jobs_are_not_limited_to_one_by_the_local_profile(slurm, tmp_path):
         assert (wd / f).read_text().strip() == "CUDA_VISIBLE_DEVICES=0"
 
 
-def test_workflow_on_slurm_matches_a_local_run(slurm, tmp_path):
-    """The workflow's chain to base's dev metrics goes through sbatch; GPU rules ask for GPUs; same metrics."""
-    config = ["--configfile", "config/test.yaml"]
-    cluster_wd = make_workdir(tmp_path / "cluster")
+def test_workflow_on_slurm_matches_a_local_run(slurm, tmp_path, completed_test_run):
+    """The chain to base's dev metrics (data, base model, encoding, index, retrieval, evaluation) through sbatch.
+
+    GPU rules ask for a GPU of the type set in config (resources.gpu_model), on the partition set per rule; the
+    metrics equal those of the local run of the same config (conftest: --cores 2, so rules get min(threads, 2),
+    pinned here with --max-threads 2).
+    """
+    wd = make_workdir(tmp_path / "cluster")
+    gpu_rules = _gpu_rules(wd, slurm)
+    assert gpu_rules, "no GPU rule in the chain"
     log = _snakemake(
         slurm,
-        cluster_wd,
-        *PROFILE_ARGS,
-        *config,
-        "--max-threads",
-        THREADS,
-        "--verbose",
+        wd,
         TARGET,
+        *PROFILE_ARGS,
+        "--max-threads",
+        LOCAL_CORES,
+        "--verbose",
+        "--set-resources",
+        *(f"{r}:slurm_partition=gpu" for r in sorted(gpu_rules)),
+        "--config",
+        "resources={'gpu_model': 'fake'}",
+        *CONFIG,
     )
-    assert (cluster_wd / TARGET).exists()
     calls = _sbatch_calls(log)
-    # every job that ran went through sbatch ("localrule" headers would mark jobs run by Snakemake itself)
-    ran = set(re.findall(r"^rule (\w+):", log, flags=re.M))
-    assert ran and ran <= set(calls), f"jobs not submitted with sbatch: {ran - set(calls)}"
-    assert "evaluate" in calls or any("evaluate" in r for r in calls)
-    resources = _rule_resources(cluster_wd, slurm, *config, TARGET)
-    gpu_rules = {r for r, res in resources.items() if re.search(r"\bgpu=1\b", res)}
-    assert gpu_rules & set(calls), f"no GPU rule in the chain: {sorted(calls)}"
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", log, flags=re.M)) - {"all"}
+    assert ran == set(calls), f"jobs that did not go through sbatch: {ran - set(calls)}"
+    assert gpu_rules <= set(calls) and "evaluate" in calls
     for rule, rule_calls in calls.items():
         for call in rule_calls:
-            assert ("--gpus=1" in call) == (rule in gpu_rules), (rule, call)
             assert re.search(r" -t \d+", call) and re.search(r" --mem \d+", call), call
-    on_slurm = {j["Comment"][len("rule_") :].split("_wildcards")[0] for j in _slurm_jobs(slurm)}
-    assert set(calls) <= on_slurm
+            if rule in gpu_rules:
+                assert " --gpus=fake:1" in call and " -p gpu " in call, call
+            else:
+                assert "--gpus" not in call and " -p main " in call, call
+    # SLURM's side: the jobs of this run, with the GPU request recorded for the GPU rules
+    run_id = re.search(r"SLURM run ID: (\S+)", log)[1]
+    jobs = [j for j in _slurm_jobs(slurm) if j["JobName"] == run_id]
+    assert len(jobs) == sum(len(c) for c in calls.values())
+    for j in jobs:
+        rule = re.sub(r"_wildcards_.*$", "", j["Comment"][len("rule_") :])
+        assert j["JobState"] == "COMPLETED", j
+        assert (j.get("TresPerJob") == "gres:gpu:fake:1") == (rule in gpu_rules), j
 
-    local_wd = make_workdir(tmp_path / "local")
-    _snakemake(slurm, local_wd, "--cores", THREADS, "--resources", "gpu=1", *config, TARGET)
-    a = json.loads((cluster_wd / TARGET).read_text())
-    b = json.loads((local_wd / TARGET).read_text())
+    a = json.loads((wd / TARGET).read_text())
+    b = json.loads((completed_test_run / TARGET).read_text())
     assert a["n_queries"] == b["n_queries"] > 0
     assert set(a["metrics"]) == set(b["metrics"])
     for k, v in b["metrics"].items():
         assert a["metrics"][k] == pytest.approx(v, abs=1e-4), k
-    pa = pd.read_parquet(cluster_wd / PER_QUERY).sort_values(["measure", "qid"]).reset_index(drop=True)
-    pb = pd.read_parquet(local_wd / PER_QUERY).sort_values(["measure", "qid"]).reset_index(drop=True)
+    pa = pd.read_parquet(wd / PER_QUERY).sort_values(["measure", "qid"]).reset_index(drop=True)
+    pb = pd.read_parquet(completed_test_run / PER_QUERY).sort_values(["measure", "qid"]).reset_index(drop=True)
     pd.testing.assert_frame_equal(pa, pb, atol=1e-4, rtol=0)
