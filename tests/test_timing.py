@@ -251,3 +251,47 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
     assert json.loads((wd / "results/timing/bm25.json").read_text())["backend"] == "bm25s"
     unmerged = json.loads((wd / "results/timing/lora_random.unmerged.json").read_text())
     assert unmerged["merged"] is False and unmerged["model"] == "lora_random" and unmerged["kind"] == "unmerged"
+
+
+def _bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_throughput", REPO / "bench" / "gpu_throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_batching_and_fast_search_are_exact():
+    import torch
+
+    bench = _bench()
+    lengths = np.array([5, 80, 12, 80, 3, 40, 41, 7], dtype=np.int64)
+    batches = bench.budget_batches(lengths, max_tokens=160, max_batch=3)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(8))  # every text exactly once
+    assert all(lengths[b].max() * len(b) <= 160 and len(b) <= 3 for b in batches)
+    assert (
+        bench.padding_stats(lengths, batches)["padding_overhead"]
+        < bench.padding_stats(lengths, [np.arange(8)])["padding_overhead"]
+    )
+
+    rng = np.random.default_rng(1)
+    corpus = torch.from_numpy(rng.standard_normal((300, 8)).astype(np.float32))
+    queries = torch.from_numpy(rng.standard_normal((7, 8)).astype(np.float32))
+    s, i = bench.fast_search(queries, corpus, 25, score_budget_bytes=7 * 2 * 40)  # forces 8 chunks
+    want_s, want_i = timing.ResidentSearch(corpus.numpy(), 25, "cpu")(queries.numpy())
+    np.testing.assert_array_equal(i.numpy(), want_i)
+    np.testing.assert_allclose(s.numpy(), want_s, rtol=1e-6)
+
+
+def test_pipelined_encoder_matches_plain_encode(base_dir):
+    from sentence_transformers import SentenceTransformer
+
+    bench = _bench()
+    texts = TEXTS * 3 + ["a much longer passage " * 20]
+    plain = SentenceTransformer(base_dir, device="cpu").encode(texts, normalize_embeddings=True)
+    ours = bench.PipelinedEncoder(
+        SentenceTransformer(base_dir, device="cpu"), "cpu", "fp32", max_tokens=256, max_batch=4, chunk=5
+    ).encode(texts)
+    assert ours.shape == plain.shape
+    np.testing.assert_allclose(ours.astype(np.float32), plain, atol=2e-3)  # fp16 output rows, same order
