@@ -243,28 +243,9 @@ def load_unmerged_lora(base_dir: str, adapter_dir: str, device: str = "cpu"):
 
 def query_encoder(model, batch_size: int, dtype: str) -> Callable[[list[str]], np.ndarray]:
     """``texts -> float32 (n, d)`` L2-normalised embeddings, the same code path as retrieval's query encoding."""
-    from ftstudy import encode
+    from ftstudy.encode import encode_texts_dtype
 
-    if hasattr(encode, "encode_texts_dtype"):
-        return lambda texts: encode.encode_texts_dtype(model, texts, batch_size=batch_size, dtype=dtype)
-    return lambda texts: encode.encode_texts(model, texts, batch_size=batch_size)
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """``auto`` -> bf16 on a GPU that supports it (else fp16), fp32 on CPU; other values unchanged."""
-    try:
-        from ftstudy.encode import resolve_dtype as _resolve
-    except ImportError:
-        _resolve = None
-    if _resolve is not None:
-        return _resolve(dtype, device)
-    if dtype != "auto":
-        return dtype
-    if str(device).startswith("cuda"):
-        import torch
-
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
+    return lambda texts: encode_texts_dtype(model, texts, batch_size=batch_size, dtype=dtype)
 
 
 # ---- whole measurements --------------------------------------------------------------------------------------
@@ -286,6 +267,8 @@ def time_neural(
 
     The corpus is uploaded to ``device`` before timing. Returns :func:`time_queries`' dict plus the settings.
     """
+    from ftstudy.encode import resolve_dtype
+
     compute_dtype = resolve_dtype(dtype, device)
     search = ResidentSearch(corpus, top_k, device, query_batch_size, corpus_chunk_size)
     encode_fn = query_encoder(model, batch_size, compute_dtype)
