@@ -1101,3 +1101,76 @@ def write_dataset(ds: SyntheticDataset, out_dir: str | os.PathLike) -> dict[str,
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; data files are readable like any other
         paths[name] = path
     return paths
+
+
+# ---- measuring the difficulty ----------------------------------------------------------------------------
+def difficulty(ds: SyntheticDataset, model, batch_size: int = 64, seed: int = 0) -> dict:
+    """How hard the dev queries are for ``model`` (a SentenceTransformer), by exact cosine search over the
+    whole collection: MRR@10, median rank of the positive, and the mean query cosine of hard negatives (ranks
+    6-50 with the positive left out) against as many random passages (positive left out)."""
+    import numpy as np
+
+    from ftstudy.encode import encode_texts
+
+    pids = np.array([p for p, _ in ds.collection])
+    corpus = encode_texts(model, [t for _, t in ds.collection], batch_size=batch_size)
+    queries = encode_texts(model, [t for _, t in ds.dev_queries], batch_size=batch_size)
+    positive = dict(ds.dev_qrels)
+    scores = queries @ corpus.T
+    order = np.argsort(-scores, axis=1, kind="stable")
+    rng = np.random.default_rng(seed)
+    ranks, hard, rand = [], [], []
+    for i, (qid, _) in enumerate(ds.dev_queries):
+        ranks.append(1 + int(np.flatnonzero(pids[order[i]] == positive[qid])[0]))
+        others = order[i][pids[order[i]] != positive[qid]]
+        hard.append(float(scores[i, others[5:50]].mean()))
+        rand.append(float(scores[i, rng.choice(others, size=min(45, len(others)), replace=False)].mean()))
+    ranks = np.array(ranks)
+    return {
+        "n_passages": len(pids),
+        "n_dev_queries": len(ranks),
+        "mrr@10": float(np.mean(np.where(ranks <= 10, 1.0 / ranks, 0.0))),
+        "median_rank": float(np.median(ranks)),
+        "cos_hard": float(np.mean(hard)),
+        "cos_random": float(np.mean(rand)),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ftstudy.synthetic [--out DIR] [--measure] [sizes]``: write and/or measure a data set."""
+    import argparse
+    import json
+    import time
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--seed", type=int, default=20261126)
+    ap.add_argument("--n-topics", type=int, default=60)
+    ap.add_argument("--passages-per-topic", type=int, default=16)
+    ap.add_argument("--n-train-queries", type=int, default=300)
+    ap.add_argument("--n-dev-queries", type=int, default=200)
+    ap.add_argument("--triples-per-query", type=int, default=4)
+    ap.add_argument("--out", help="folder to write the six TSV files into")
+    ap.add_argument("--measure", action="store_true", help="difficulty for the real base model (offline copy)")
+    args = ap.parse_args(argv)
+    start = time.perf_counter()
+    ds = generate(
+        args.seed,
+        args.n_topics,
+        args.passages_per_topic,
+        args.n_train_queries,
+        args.n_dev_queries,
+        args.triples_per_query,
+    )
+    report = {"seed": args.seed, "generate_s": round(time.perf_counter() - start, 3)}
+    if args.out:
+        write_dataset(ds, args.out)
+    if args.measure:
+        from ftstudy.models import load_model, resolve_model
+
+        model = load_model(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), device="cpu")
+        report.update({k: round(v, 4) for k, v in difficulty(ds, model).items()})
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
