@@ -199,7 +199,7 @@ def test_interrupted_run_resumes_with_rerun_incomplete(tmp_path):
     plan = dry_run(wd, target, "--rerun-incomplete")
     assert keys(plan) == downstream(chain, runner)
 
-    snakemake(wd, "--unlock", *CONFIG)  # the killed run left its lock behind
+    snakemake(wd, "--unlock", "--cores", "1", *CONFIG)  # the killed run left its lock behind
     resumed = snakemake(wd, target, "--cores", "1", "--rerun-incomplete", *CONFIG).stdout
     assert keys(parse_jobs(resumed)) == downstream(chain, runner)
     assert {o: (wd / o).stat().st_mtime_ns for o in mtimes} == mtimes  # finished jobs were not repeated
