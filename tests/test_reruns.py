@@ -1,7 +1,7 @@
 """Reruns a user relies on (docs/cluster.md), on config/test.yaml: -R, -f, a changed variant, --until, and
 resuming an interrupted run with --rerun-incomplete.
 
-The expected job sets are computed independently from the full DAG (`-n --forceall`): a forced job's
+The expected job sets are computed independently from the full DAG (a dry run in an empty folder): a forced job's
 downstream closure, a stage's upstream closure. Most checks are dry runs against the session's one completed
 run (conftest.completed_test_run), which they never modify.
 """
@@ -105,9 +105,9 @@ def keys(jobs: list[Job]) -> set:
 
 
 @pytest.fixture(scope="module")
-def dag(completed_test_run) -> list[Job]:
-    """Every job of the test config's study (rule all), forced, so that the DAG is complete."""
-    jobs = dry_run(completed_test_run, "--forceall")
+def dag(tmp_path_factory) -> list[Job]:
+    """Every job of the test config's study (rule all), from a dry run in an empty folder: the full DAG."""
+    jobs = dry_run(make_workdir(tmp_path_factory.mktemp("dag")))
     assert len(jobs) > 20
     return jobs
 
