@@ -194,6 +194,10 @@ def test_real_search_backend_is_batch_size_independent(tiny, tmp_path):
     df = pd.read_parquet(tmp_path / "a" / "hard.parquet")
     ref, _ = _mine(tiny, tmp_path / "c", SETTINGS)  # brute-force numpy search
     pd.testing.assert_frame_equal(df, ref)  # library search and brute force give the same triplets
+    # the GPU path (corpus resident on the device, torch search), run here on the CPU, mines the same file
+    r_torch = dense_retriever(tiny["vec"], tiny["pids"], 30, backend="torch", device="cpu")
+    _mine(tiny, tmp_path / "d", SETTINGS, retrieve=r_torch)
+    assert _sha(tmp_path / "d" / "hard.parquet") == _sha(tmp_path / "a" / "hard.parquet")
 
 
 def test_query_with_too_few_candidates_is_skipped_and_counted(tiny, tmp_path):

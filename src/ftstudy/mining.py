@@ -265,6 +265,14 @@ def dense_retriever(
 
             index = build_index(corpus_vectors, "flat")
         log.info("dense mining search: backend %s on %s", name, dev)
+        if name == "torch":
+            # The corpus goes to the device once, not once per query batch (8.8M x 384 fp16: 6.8 GB).
+            resident = search_mod.ResidentSearch(corpus_vectors, top_k, dev)
+
+            def fn(q: np.ndarray, k: int):
+                return resident(q)
+
+            return _dense(fn, corpus_ids, top_k)
 
         def fn(q: np.ndarray, k: int):
             return search_mod.search(
@@ -277,6 +285,10 @@ def dense_retriever(
                 query_batch_size=max(1, len(q)),
             )
 
+    return _dense(fn, corpus_ids, top_k)
+
+
+def _dense(fn: Callable, corpus_ids: np.ndarray, top_k: int) -> Retriever:
     def retrieve(q_emb: np.ndarray, _texts: list[str]):
         scores, idx = fn(q_emb, top_k)
         return _sorted_candidates(np.asarray(scores, np.float32), np.asarray(idx, np.int64), corpus_ids)

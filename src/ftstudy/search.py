@@ -12,6 +12,18 @@ import numpy as np
 LOG = logging.getLogger(__name__)
 
 
+def _merge_topk(best, chunk_scores, offset: int, k: int):
+    """Fold one corpus chunk's scores (b, c) into the running top-k ``best`` = (scores, indices) or None."""
+    import torch
+
+    top_s, top_i = torch.topk(chunk_scores, min(k, chunk_scores.shape[1]), dim=1)
+    top_i = top_i + offset
+    if best is None:
+        return top_s, top_i
+    best_s, pos = torch.topk(torch.cat([best[0], top_s], dim=1), k, dim=1)
+    return best_s, torch.gather(torch.cat([best[1], top_i], dim=1), 1, pos)
+
+
 def exact_search(
     queries: np.ndarray,
     corpus: np.ndarray,
@@ -34,22 +46,72 @@ def exact_search(
     dtype = torch.float32 if device == "cpu" else torch.float16
     for qs in range(0, queries.shape[0], query_batch_size):
         q = torch.as_tensor(np.ascontiguousarray(queries[qs : qs + query_batch_size]), device=device).to(dtype)
-        best_s = best_i = None
+        best = None
         for cs in range(0, n, corpus_chunk_size):
             c = torch.as_tensor(np.ascontiguousarray(corpus[cs : cs + corpus_chunk_size]), device=device).to(dtype)
-            s = (q @ c.T).float()
-            top_s, top_i = torch.topk(s, min(k_eff, s.shape[1]), dim=1)
-            top_i = top_i + cs
-            if best_s is None:
-                best_s, best_i = top_s, top_i
-            else:
-                cat_s = torch.cat([best_s, top_s], dim=1)
-                cat_i = torch.cat([best_i, top_i], dim=1)
-                best_s, pos = torch.topk(cat_s, k_eff, dim=1)
-                best_i = torch.gather(cat_i, 1, pos)
+            best = _merge_topk(best, (q @ c.T).float(), cs, k_eff)
+        best_s, best_i = best
         out_s[qs : qs + q.shape[0]] = best_s.cpu().numpy()
         out_i[qs : qs + q.shape[0]] = best_i.cpu().numpy()
     return out_s, out_i
+
+
+class ResidentSearch:
+    """Exact top-k by inner product over corpus embeddings moved to ``device`` once, at construction.
+
+    Same algorithm as :func:`exact_search` (chunked ``q @ c.T`` + ``topk``, merged across chunks),
+    but the corpus upload is outside the timed call. Corpus dtype: float16 on a GPU, float32 on the CPU (CPU
+    half-precision matrix products are slow). Calling it with (nq, d) query embeddings (numpy or torch) returns
+    (scores float32 (nq, k'), indices int64 (nq, k')) as numpy arrays, k' = min(k, n). ``corpus`` may be a numpy
+    array (or memory map) or a torch tensor; ``dtype`` overrides the corpus dtype on the device.
+    """
+
+    def __init__(
+        self,
+        corpus: np.ndarray,
+        k: int,
+        device: str = "cpu",
+        query_batch_size: int = 4096,
+        corpus_chunk_size: int = 1_000_000,
+        dtype=None,
+    ):
+        import torch
+
+        self.device = str(device)
+        self.dtype = dtype or (torch.float32 if self.device == "cpu" else torch.float16)
+        self.n = int(corpus.shape[0])
+        self.k = min(int(k), self.n)
+        self.query_batch_size = int(query_batch_size)
+        self.corpus_chunk_size = int(corpus_chunk_size)
+        self.chunks = []
+        for cs in range(0, self.n, self.corpus_chunk_size):
+            block = corpus[cs : cs + self.corpus_chunk_size]
+            if not isinstance(block, torch.Tensor):
+                block = torch.from_numpy(np.array(block))  # a copy: memory maps are read-only
+            # A tensor already on the device in the right dtype is used as is (views, no copy).
+            self.chunks.append((cs, block.to(device=self.device, dtype=self.dtype)))
+
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).replace("torch.", "")
+
+    def __call__(self, queries) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        q_all = torch.as_tensor(queries).to(device=self.device, dtype=self.dtype)
+        out_s, out_i = [], []
+        with torch.inference_mode():
+            for qs in range(0, q_all.shape[0], self.query_batch_size):
+                q = q_all[qs : qs + self.query_batch_size]
+                best = None
+                for cs, c in self.chunks:
+                    best = _merge_topk(best, (q @ c.T).float(), cs, self.k)
+                best_s, best_i = best
+                out_s.append(best_s)
+                out_i.append(best_i)
+            scores = torch.cat(out_s).cpu().numpy()
+            idx = torch.cat(out_i).cpu().numpy().astype(np.int64)
+        return scores, idx
 
 
 BACKENDS = ("auto", "faiss", "torch")

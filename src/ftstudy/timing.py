@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ftstudy.provenance import versions
+from ftstudy.search import ResidentSearch  # noqa: F401  (timing searches a device-resident corpus)
 
 TIMED_REGION = "query encoding + similarity + top-k ranking (model loading, file I/O, corpus upload excluded)"
 
@@ -139,70 +140,6 @@ def sync_fn(device: str) -> Callable[[], None]:
 
 
 # ---- search over a device-resident corpus ---------------------------------------------------------------------
-class ResidentSearch:
-    """Exact top-k by inner product over corpus embeddings moved to ``device`` once, at construction.
-
-    Same algorithm as :func:`ftstudy.search.exact_search` (chunked ``q @ c.T`` + ``topk``, merged across chunks),
-    but the corpus upload is outside the timed call. Corpus dtype: float16 on a GPU, float32 on the CPU (CPU
-    half-precision matrix products are slow). Calling it with (nq, d) query embeddings (numpy or torch) returns
-    (scores float32 (nq, k'), indices int64 (nq, k')) as numpy arrays, k' = min(k, n). ``corpus`` may be a numpy
-    array (or memory map) or a torch tensor; ``dtype`` overrides the corpus dtype on the device.
-    """
-
-    def __init__(
-        self,
-        corpus: np.ndarray,
-        k: int,
-        device: str = "cpu",
-        query_batch_size: int = 4096,
-        corpus_chunk_size: int = 1_000_000,
-        dtype=None,
-    ):
-        import torch
-
-        self.device = str(device)
-        self.dtype = dtype or (torch.float32 if self.device == "cpu" else torch.float16)
-        self.n = int(corpus.shape[0])
-        self.k = min(int(k), self.n)
-        self.query_batch_size = int(query_batch_size)
-        self.corpus_chunk_size = int(corpus_chunk_size)
-        self.chunks = []
-        for cs in range(0, self.n, self.corpus_chunk_size):
-            block = corpus[cs : cs + self.corpus_chunk_size]
-            if not isinstance(block, torch.Tensor):
-                block = torch.from_numpy(np.array(block))  # a copy: memory maps are read-only
-            # A tensor already on the device in the right dtype is used as is (views, no copy).
-            self.chunks.append((cs, block.to(device=self.device, dtype=self.dtype)))
-
-    @property
-    def dtype_name(self) -> str:
-        return str(self.dtype).replace("torch.", "")
-
-    def __call__(self, queries) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        q_all = torch.as_tensor(queries).to(device=self.device, dtype=self.dtype)
-        out_s, out_i = [], []
-        with torch.inference_mode():
-            for qs in range(0, q_all.shape[0], self.query_batch_size):
-                q = q_all[qs : qs + self.query_batch_size]
-                best_s = best_i = None
-                for cs, c in self.chunks:
-                    s = (q @ c.T).float()
-                    top_s, top_i = torch.topk(s, min(self.k, s.shape[1]), dim=1)
-                    top_i = top_i + cs
-                    if best_s is None:
-                        best_s, best_i = top_s, top_i
-                    else:
-                        best_s, pos = torch.topk(torch.cat([best_s, top_s], dim=1), self.k, dim=1)
-                        best_i = torch.gather(torch.cat([best_i, top_i], dim=1), 1, pos)
-                out_s.append(best_s)
-                out_i.append(best_i)
-            scores = torch.cat(out_s).cpu().numpy()
-            idx = torch.cat(out_i).cpu().numpy().astype(np.int64)
-        return scores, idx
-
-
 # ---- models --------------------------------------------------------------------------------------------------
 def _transformer_holder(model):
     """(module, attribute name) of the Hugging Face transformer inside a SentenceTransformer's first module.
