@@ -23,6 +23,7 @@ from conftest import make_workdir, snakemake
 pytestmark = pytest.mark.workflow
 
 CONFIG = ("--configfile", "config/test.yaml")
+EXTRA: tuple[str, ...] = ()  # more options for every dry run (none in the tests)
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,9 @@ def parse_jobs(out: str) -> list[Job]:
 
 
 def dry_run(wd: Path, *args: str) -> list[Job]:
-    """Targets must come before the options (``--configfile`` takes several values)."""
-    return parse_jobs(snakemake(wd, *args, "-n", "--cores", "2", *CONFIG).stdout)
+    """Targets must come before the options (``--configfile`` takes several values; a later one wins)."""
+    cfg = () if "--configfile" in args else CONFIG
+    return parse_jobs(snakemake(wd, *args, "-n", "--cores", "2", *EXTRA, *cfg).stdout)
 
 
 def _covers(path: str, outputs: tuple[str, ...]) -> bool:
@@ -136,11 +138,13 @@ def test_force_one_output_rebuilds_only_that_output(completed_test_run, dag):
     assert keys(got) == {producer(dag, target).key}
 
 
-def test_changing_one_variant_reruns_that_variant_only(completed_test_run, dag):
-    # epochs of lora_hard changes in the config: its training job's params change, and so does everything after
-    got = dry_run(completed_test_run, "--config", "variants={'lora_hard': {'epochs': 2}}")
+def test_changing_one_variant_reruns_that_variant_only(completed_test_run, dag, tmp_path):
+    # lora_hard's epochs change in a config overlay: its training's params change, and so does everything after
+    overlay = tmp_path / "lora_hard_epochs.yaml"
+    overlay.write_text("variants:\n  lora_hard: {epochs: 2}\n")
+    got = dry_run(completed_test_run, "--configfile", "config/test.yaml", str(overlay))
     assert keys(got) == downstream(dag, producer(dag, LORA_HARD_TRAINED))
-    # nothing changed: nothing to do (the shared completed run is up to date)
+    # the same config without the change: nothing to do (the shared completed run is up to date)
     assert dry_run(completed_test_run) == []
 
 
