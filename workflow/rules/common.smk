@@ -113,3 +113,12 @@ def all_targets():
     out += [f"results/tables/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
     out += [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
     return out
+
+
+def all_cores():
+    """Every core given with --cores (timing rules take them all so nothing runs beside the timed region);
+    1 where no --cores is given (--unlock, --report, a cluster run without the profile's cores)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1

@@ -1,6 +1,6 @@
 # timing stage: the paper's Table II with one protocol for every model (src/ftstudy/timing.py). The timed region is
 # query encoding + similarity + top-k ranking of timing.n_queries dev queries; loading models, reading files and
-# uploading the corpus embeddings happen before it. Timing jobs take every core (threads: workflow.cores) so nothing
+# uploading the corpus embeddings happen before it. Timing jobs take every core (threads: all_cores()) so nothing
 # runs beside them; neural models are timed on the GPU when there is one, bm25 always on the CPU.
 
 TIMING_EVAL_SET = config["timing"]["eval_set"]
@@ -33,7 +33,7 @@ rule time_inference:
         "logs/time_inference/{model}.log",
     benchmark:
         "benchmarks/time_inference/{model}.tsv"
-    threads: workflow.cores
+    threads: all_cores()
     resources:
         **gpu_resources(mem_mb=24000, runtime=60),
     conda:
@@ -60,7 +60,7 @@ rule time_inference_unmerged:
         "logs/time_inference_unmerged/{model}.log",
     benchmark:
         "benchmarks/time_inference_unmerged/{model}.tsv"
-    threads: workflow.cores
+    threads: all_cores()
     resources:
         **gpu_resources(mem_mb=24000, runtime=60),
     conda:
@@ -83,7 +83,7 @@ rule time_inference_bm25:
         "logs/time_inference_bm25/bm25.log",
     benchmark:
         "benchmarks/time_inference_bm25/bm25.tsv"
-    threads: workflow.cores
+    threads: all_cores()
     resources:
         mem_mb=lambda wildcards, input: max(2000, int(25 * input.size_mb)),
         runtime=120,
