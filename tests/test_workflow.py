@@ -50,9 +50,10 @@ def test_dry_run_of_the_full_scale_config_needs_no_data(tmp_path):
 
 def test_bad_config_is_rejected_before_any_job(tmp_path):
     wd = make_workdir(tmp_path)
-    proc = snakemake(wd, "-n", "--cores", "1", "--config", "mining={'rank_range': [300, 10]}", check=False)
+    (wd / "bad.yaml").write_text("mining:\n  rank_range: [300, 10]\n")
+    proc = snakemake(wd, "-n", "--cores", "1", "--configfile", "bad.yaml", check=False)
     assert proc.returncode != 0
-    assert "mining.rank_range" in proc.stdout
+    assert "mining.rank_range" in proc.stdout and "greater than end" in proc.stdout
     assert not (wd / "results").exists()
 
 
