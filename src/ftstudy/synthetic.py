@@ -4,8 +4,8 @@ The project ships no MS MARCO text. :func:`generate` builds, in pure Python from
 collection of short English passages about invented entities (rivers, mountains, chemical compounds, animals,
 towns, dishes), search-engine style queries that each have exactly one judged answer passage, and training
 triples whose negatives look relevant (same entity or shared words), like the official
-``triples.train.small.tsv`` whose negatives come from BM25's top 1000. :func:`write_dataset` writes the official
-file names and formats:
+``triples.train.small.tsv`` whose negatives come from BM25's top 1000 (here bm25s through :mod:`ftstudy.bm25`).
+:func:`write_dataset` writes the official file names and formats:
 
 - ``collection.tsv``: ``pid \\t passage``
 - ``queries.train.tsv`` / ``queries.dev.small.tsv``: ``qid \\t query``
@@ -23,9 +23,7 @@ from __future__ import annotations
 import os
 import random
 import re
-from collections import Counter
 from dataclasses import dataclass, field
-from math import log
 from pathlib import Path
 
 from ftstudy.atomic import atomic_path
@@ -932,25 +930,6 @@ def _clean(text: str) -> str:
 
 
 # ---- the data set ----------------------------------------------------------------------------------------
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def _relevant_looking(query: str, docs_tokens: list[Counter], idf: dict, k1=0.9, b=0.4, avgdl=1.0):
-    """BM25 scores of every passage for ``query`` (pure Python; the official triples use BM25 top-1000)."""
-    q = set(_tokens(query))
-    scores = []
-    for tf in docs_tokens:
-        dl = tf.total()
-        s = 0.0
-        for t in q:
-            f = tf.get(t, 0)
-            if f:
-                s += idf[t] * f * (k1 + 1) / (f + k1 * (1 - b + b * dl / avgdl))
-        scores.append(s)
-    return scores
-
-
 def generate(
     seed: int,
     n_topics: int = 60,
@@ -1055,16 +1034,14 @@ def generate(
     train_qrels = [(qids[n_dev_queries + i], pid_of[pi]) for i, (_, pi) in enumerate(train)]
 
     # triples: negatives from the BM25 top-`negative_pool` (same entity or shared words), never the positive
-    docs = [Counter(_tokens(p.text)) for p in passages]
-    df = Counter(t for d in docs for t in d)
-    n = len(docs)
-    idf = {t: log(1 + (n - c + 0.5) / (c + 0.5)) for t, c in df.items()}
-    avgdl = sum(d.total() for d in docs) / n
+    from ftstudy.bm25 import bm25_search, build_bm25
+
+    n = len(passages)
+    index = build_bm25([p.text for p in passages], k1=0.9, b=0.4)
+    scores, rows = bm25_search(index, [text for text, _ in train], min(n, negative_pool + 1))
     triples = []
-    for text, pi in train:
-        scores = _relevant_looking(text, docs, idf, avgdl=avgdl)
-        ranked = sorted((j for j in range(n) if j != pi and scores[j] > 0), key=lambda j: (-scores[j], j))
-        pool = ranked[:negative_pool]
+    for (text, pi), row_scores, row_ids in zip(train, scores, rows, strict=True):
+        pool = [int(j) for sc, j in zip(row_scores, row_ids, strict=True) if sc > 0 and j != pi][:negative_pool]
         if len(pool) < triples_per_query:  # too few word matches: fall back to the same topic
             extra = [j for j in range(n) if j != pi and passages[j].topic == passages[pi].topic and j not in pool]
             pool += extra
@@ -1084,12 +1061,6 @@ def generate(
     )
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_dataset(ds: SyntheticDataset, out_dir: str | os.PathLike) -> dict[str, Path]:
     """Write the six official files into ``out_dir``, each atomically. Returns name -> path."""
     out = Path(out_dir)
@@ -1098,7 +1069,6 @@ def write_dataset(ds: SyntheticDataset, out_dir: str | os.PathLike) -> dict[str,
         path = out / name
         with atomic_path(path) as tmp:
             tmp.write_bytes(text.encode("utf-8"))
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; data files are readable like any other
         paths[name] = path
     return paths
 

@@ -23,6 +23,6 @@ if os.path.normpath(config["dataset_dir"]) == os.path.normpath(config["synthetic
             mem_mb=500,
             runtime=5,
         conda:
-            "../../envs/data.yaml"
+            "../../envs/ml.yaml"  # bm25s picks the triples' negatives
         script:
             "../scripts/synthetic_dataset.py"
