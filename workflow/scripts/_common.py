@@ -34,12 +34,10 @@ def setup(smk, name: str | None = None) -> logging.Logger:
         force=True,
     )
     threads = max(1, int(getattr(smk, "threads", 1) or 1))
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    # Set before torch/numpy load (they read these at import), so jobs that never import torch don't pay for it.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     return logging.getLogger(name or smk.rule)
