@@ -51,11 +51,12 @@ def make_workdir(path: Path) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900):
-    """Run the venv's snakemake in ``workdir``; returns the CompletedProcess (stdout+stderr in .stdout)."""
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900, env: dict | None = None):
+    """Run the venv's snakemake in ``workdir`` (environment: ``env`` or ours, offline, one OpenMP thread);
+    returns the CompletedProcess (stdout+stderr in .stdout)."""
     import subprocess
 
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**(os.environ if env is None else env), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     exe = Path(sys.executable).with_name("snakemake")
     proc = subprocess.run(
         [str(exe), *args],

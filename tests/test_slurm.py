@@ -15,13 +15,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, make_workdir
+from conftest import REPO, make_workdir, snakemake
 from slurm import cluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
@@ -62,19 +60,7 @@ def slurm(tmp_path_factory):
 
 
 def _snakemake(slurm, workdir: Path, *args: str, timeout: int = 600) -> str:
-    env = {**slurm.slurm_env(), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    exe = Path(sys.executable).with_name("snakemake")
-    proc = subprocess.run(
-        [str(exe), *args],
-        cwd=workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-    )
-    assert proc.returncode == 0, f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}"
-    return proc.stdout
+    return snakemake(workdir, *args, timeout=timeout, env=slurm.slurm_env()).stdout
 
 
 def _sbatch_calls(log: str) -> dict[str, list[str]]:
