@@ -93,8 +93,11 @@ def check_config(config: dict) -> None:
             )
         if re.search(r"_seed\d+$", name):
             raise ConfigError(f"config key 'variants.{name}': names ending in _seed<N> are reserved for seeds")
-        for key, allowed in (("method", TRAINING_METHODS), ("negatives", tuple(NEGATIVE_SOURCES)),
-                             ("loss", TRAINING_LOSSES)):
+        for key, allowed in (
+            ("method", TRAINING_METHODS),
+            ("negatives", tuple(NEGATIVE_SOURCES)),
+            ("loss", TRAINING_LOSSES),
+        ):
             value = variant.get(key, "triplet_cosine" if key == "loss" else None)
             if value not in allowed:
                 what = " (no rule produces triplets for it)" if key == "negatives" else ""
