@@ -78,28 +78,26 @@ def producer(jobs: list[Job], path: str) -> Job:
     return found[0]
 
 
-def downstream(jobs: list[Job], start: Job) -> set:
-    """start and every job that (transitively) consumes its outputs."""
+def _closure(jobs: list[Job], start: Job, linked) -> set:
+    """Keys of ``start`` and every job reachable from it through ``linked(frontier_job, other_job)``."""
     keys, frontier = {start.key}, [start]
     while frontier:
         j = frontier.pop()
         for k in jobs:
-            if k.key not in keys and any(_covers(i, j.output) for i in k.input):
+            if k.key not in keys and linked(j, k):
                 keys.add(k.key)
                 frontier.append(k)
     return keys
+
+
+def downstream(jobs: list[Job], start: Job) -> set:
+    """start and every job that (transitively) consumes its outputs."""
+    return _closure(jobs, start, lambda j, k: any(_covers(i, j.output) for i in k.input))
 
 
 def upstream(jobs: list[Job], start: Job) -> set:
     """start and every job whose outputs it (transitively) consumes."""
-    keys, frontier = {start.key}, [start]
-    while frontier:
-        j = frontier.pop()
-        for k in jobs:
-            if k.key not in keys and any(_covers(i, k.output) for i in j.input):
-                keys.add(k.key)
-                frontier.append(k)
-    return keys
+    return _closure(jobs, start, lambda j, k: any(_covers(i, k.output) for i in j.input))
 
 
 def keys(jobs: list[Job]) -> set:
