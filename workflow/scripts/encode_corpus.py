@@ -5,7 +5,7 @@ from pathlib import Path
 
 from _common import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake, preload=("sentence_transformers",))  # noqa: F821
 
 import pandas as pd  # noqa: E402
 

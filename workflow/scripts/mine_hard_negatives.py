@@ -3,7 +3,7 @@
 import numpy as np
 from _common import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake, preload=("sentence_transformers",))  # noqa: F821
 
 from ftstudy.encode import encode_texts_dtype, load_embeddings, resolve_dtype  # noqa: E402
 from ftstudy.mining import (  # noqa: E402

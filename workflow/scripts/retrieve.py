@@ -4,7 +4,7 @@ import time
 
 from _common import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake, preload=("sentence_transformers",))  # noqa: F821
 
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402

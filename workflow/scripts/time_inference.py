@@ -4,7 +4,9 @@ from pathlib import Path
 
 from _common import setup
 
-log = setup(snakemake)  # noqa: F821
+# Every timing job imports its libraries the same way (frozen out of the collector), bm25 without torch.
+NEURAL = snakemake.params.kind != "bm25"  # noqa: F821
+log = setup(snakemake, preload=("sentence_transformers",) if NEURAL else ())  # noqa: F821
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

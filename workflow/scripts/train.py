@@ -5,7 +5,7 @@ from pathlib import Path
 
 from _common import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake, preload=("sentence_transformers",))  # noqa: F821
 sys.stdout = sys.stderr  # the trainer prints its log dicts to stdout: keep them in the rule's log
 
 from ftstudy.training import train_variant  # noqa: E402

@@ -2,7 +2,7 @@
 
 from _common import setup
 
-log = setup(snakemake)  # noqa: F821
+log = setup(snakemake, preload=("umap",))  # noqa: F821
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
