@@ -76,7 +76,9 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
 def completed_test_run(tmp_path_factory) -> Path:
     """One full run of config/test.yaml in a scratch folder, shared by every test that needs finished outputs.
 
-    Tests that use it must not modify its outputs (copy them first)."""
+    Runs as CI's machine allows: 2 cores, no GPU, so with profiles/cpu. Tests that use it must not modify its
+    outputs (copy them first)."""
     wd = make_workdir(tmp_path_factory.mktemp("test-run"))
-    snakemake(wd, "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml")
+    cpu = ("--workflow-profile", "profiles/cpu")
+    snakemake(wd, *cpu, "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml")
     return wd

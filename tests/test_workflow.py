@@ -18,6 +18,18 @@ def _jobs(dry_run_output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M) if m[1] != "total"}
 
 
+def _job_blocks(dry_run_output: str) -> list[dict]:
+    """One dict per job that a dry run lists: rule, threads (1 where not printed), resources (name -> text)."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_output)[1:]:
+        rule = re.match(r"(?:local)?rule (\w+):", block)[1]
+        threads = re.search(r"^\s+threads: (\d+)", block, flags=re.M)
+        res = re.search(r"^\s+resources: (.*)$", block, flags=re.M)
+        pairs = (kv.split("=", 1) for kv in res[1].split(", ")) if res else ()
+        jobs.append({"rule": rule, "threads": int(threads[1]) if threads else 1, "resources": dict(pairs)})
+    return jobs
+
+
 def test_dry_run_of_the_embedded_default(tmp_path):
     out = snakemake(make_workdir(tmp_path), "-n", "--cores", "2").stdout
     jobs = _jobs(out)
@@ -46,6 +58,24 @@ def test_dry_run_of_the_full_scale_config_needs_no_data(tmp_path):
     n_trained = 4
     assert sum(v for k, v in jobs.items() if k.startswith("train")) == n_trained
     assert jobs["evaluate"] == (n_trained + 2) * 3  # base, bm25, 4 variants x dev, dl19, dl20
+
+
+def test_cpu_profile_frees_every_gpu_rule_and_keeps_timing_exclusive(tmp_path):
+    """profiles/cpu (no GPU here): every rule that claims the GPU under profiles/default claims none, model jobs
+    take one core each, and timing jobs still take every core."""
+    wd = make_workdir(tmp_path)
+    args = ("-n", "-F", "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml")
+    default = _job_blocks(snakemake(wd, *args).stdout)
+    cpu = _job_blocks(snakemake(wd, "--workflow-profile", "profiles/cpu", *args).stdout)
+    assert [j["rule"] for j in cpu] and sorted(j["rule"] for j in cpu) == sorted(j["rule"] for j in default)
+    gpu_rules = {j["rule"] for j in default if j["resources"].get("gpu") == "1"}
+    assert {"encode_corpus", "retrieve", "train_full", "train_lora", "time_inference"} <= gpu_rules
+    assert not [j for j in cpu if j["resources"].get("gpu", "0") != "0"]
+    for job in cpu:
+        if job["rule"].startswith("time_inference"):
+            assert job["threads"] == 2, job
+        else:
+            assert job["threads"] == 1, job
 
 
 def test_bad_config_is_rejected_before_any_job(tmp_path):
