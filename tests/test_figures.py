@@ -245,6 +245,9 @@ def test_report_rules_and_html_report_on_fake_inputs(tmp_path):
     assert list(geo["model"]) == NEURAL and geo["effective_rank"].between(1, 16).all()
     inf = pd.read_csv(wd / "results/tables/inference.csv")
     assert len(inf) == len(ALL) + len(LORA)
+    weights = inf.groupby("model")["weights"].agg(sorted).to_dict()  # read back as text, not NaN
+    assert weights["bm25"] == ["none"] and weights["base"] == ["merged"]
+    assert all(weights[m] == ["merged", "unmerged"] for m in LORA)
     snakemake(wd, "--cores", "1", *args, "--report", "results/report.html", "--", *TARGETS)
     html = (wd / "results/report.html").read_text(errors="replace")
     assert "Table I" in html and "hard negatives" in html

@@ -202,8 +202,9 @@ def inference_table(
 ) -> pd.DataFrame:
     """Table II: timed queries, seconds, QPS, seconds per 10,000 queries, % change against base (merged weights).
 
-    ``timing_files``: (model, weights) -> timing JSON, weights ``merged`` (``{model}.json``) or ``unmerged``
-    (``{model}.unmerged.json``, LoRA only).
+    ``timing_files``: (model, weights) -> timing JSON, weights ``merged`` (``{model}.json``: a neural model as
+    saved, LoRA merged), ``unmerged`` (``{model}.unmerged.json``, LoRA only) or ``none`` (bm25; not "n/a",
+    which pandas reads back as NaN).
     """
     rows = []
     for (model, weights), path in timing_files.items():
