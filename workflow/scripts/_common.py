@@ -53,7 +53,7 @@ def import_frozen(modules: Sequence[str]) -> None:
     """Import ``modules`` with CPython's cyclic garbage collector paused, then move every object loaded so far
     into the collector's permanent generation (``gc.freeze``) and turn the collector back on.
 
-    Importing sentence-transformers creates about a million tracked objects: the collections that the import
+    Importing sentence-transformers creates about 820,000 tracked objects: the collections that the import
     triggers, and the one at interpreter exit, each walk all of them. Frozen, they are never walked again; the
     job's own objects are collected as usual. This takes about 2 s (of about 7) off every job that loads a
     model on 2 CPU cores (bench/bench_startup.py measures it).
