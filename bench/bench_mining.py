@@ -40,7 +40,7 @@ FULL_QUERIES = 502_939
 FULL_PASSAGES = 8_841_823
 H200_SEARCH_S_PER_10K = 0.86  # DESIGN.md: exact fp16 torch search, 10,000 queries x 8,841,823 x 384, top-200
 H200_ENCODE_S_PER_10K = 1.2  # DESIGN.md: query encoding of 10,000 queries
-MINI = Path("/work/shared/data/mini-msmarco")
+MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "mini-msmarco"
 
 
 def peak_rss_mb() -> float:

@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from ftstudy import config as ftconfig  # noqa: E402
 from ftstudy.models import BASE_MODEL_ID, resolve_model  # noqa: E402
 
-MINI = Path("/work/shared/data/mini-msmarco/triples.train.small.tsv")
+MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "mini-msmarco" / "triples.train.small.tsv"
 
 
 def load_triplets(n: int) -> pd.DataFrame:

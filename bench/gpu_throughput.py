@@ -42,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ftstudy import timing  # noqa: E402
 
-MINI = Path("/work/shared/data/mini-msmarco")
+MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "mini-msmarco"
 ANCHORS = {  # H200, plain library calls (DESIGN.md)
     "encode_pps": 6190.0,
     "search_s": 0.86,

@@ -21,12 +21,24 @@ def repo() -> Path:
     return REPO
 
 
+def require_mini_msmarco() -> Path:
+    """The real MS MARCO slice beside the checkout (``../shared/data/mini-msmarco``, relative to the repository).
+
+    Where it is absent the calling test skips, except under CI (``CI`` set), where it fails: CI has the slice
+    beside its clone, so a missing slice there is a broken setup, not a reason to skip real-data tests.
+    """
+    if not SHARED_MINI.is_dir():
+        msg = f"shared MS MARCO slice not found at {SHARED_MINI} (expected ../shared beside the repository)"
+        if os.environ.get("CI"):
+            pytest.fail(msg + "; CI is set, so a real-data test may not skip")
+        pytest.skip(msg)
+    return SHARED_MINI
+
+
 @pytest.fixture(scope="session")
 def mini_msmarco() -> Path:
-    """The real MS MARCO slice beside the checkout; tests that need it skip only where it is absent."""
-    if not SHARED_MINI.is_dir():
-        pytest.skip(f"shared MS MARCO slice not found at {SHARED_MINI} (it is present in CI)")
-    return SHARED_MINI
+    """Fixture form of :func:`require_mini_msmarco`: the slice's folder, or skip (fail under CI)."""
+    return require_mini_msmarco()
 
 
 @pytest.fixture(scope="session")

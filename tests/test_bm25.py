@@ -22,7 +22,6 @@ from ftstudy.bm25 import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-MINI = Path("/work/shared/data/mini-msmarco")
 
 CORPUS = [
     "The cat sat on the mat in the kitchen.",
@@ -125,8 +124,8 @@ def _read_tsv(path, names):
     return pd.read_csv(path, sep="\t", header=None, names=names, quoting=3, dtype={names[0]: "int64", "text": str})
 
 
-@pytest.mark.skipif(not MINI.exists(), reason="shared mini MS MARCO slice not present")
-def test_agrees_with_anserini_run_on_real_slice(tmp_path):
+def test_agrees_with_anserini_run_on_real_slice(tmp_path, mini_msmarco):
+    MINI = mini_msmarco
     collection = _read_tsv(MINI / "collection.tsv", ["pid", "text"])
     queries = _read_tsv(MINI / "queries.dev.small.tsv", ["qid", "text"])
     index = build_bm25(collection["text"].tolist(), 0.9, 0.4)

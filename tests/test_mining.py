@@ -24,7 +24,6 @@ from ftstudy.mining import (
 )
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-MINI = Path("/work/shared/data/mini-msmarco")
 
 
 # ---- a tiny hand-made corpus ------------------------------------------------------------------------------
@@ -345,12 +344,12 @@ def test_real_model_tiny_corpus(base_model, tmp_path):
     assert 0 < stats["mean_cosine"]["query_negative"] < stats["mean_cosine"]["query_positive"]
 
 
-@pytest.mark.skipif(not MINI.exists(), reason="shared mini-msmarco data not present")
-def test_mini_msmarco_real_model(base_model, tmp_path):
+def test_mini_msmarco_real_model(base_model, tmp_path, mini_msmarco):
     """Real MS MARCO text: 20 training queries against their positives plus 120 other passages (kept small so
     that encoding stays within seconds on 2 shared cores)."""
     from ftstudy.encode import encode_texts
 
+    MINI = mini_msmarco
     read = {"sep": "\t", "header": None, "quoting": 3, "keep_default_na": False}
     queries = pd.read_csv(MINI / "queries.train.tsv", names=["qid", "text"], **read)
     qrels = pd.read_csv(MINI / "qrels.train.tsv", names=["qid", "it", "pid", "relevance"], **read)

@@ -25,7 +25,6 @@ from ftstudy.models import BASE_MODEL_ID, BASE_MODEL_SHA256, resolve_model  # no
 from ftstudy.provenance import sha256_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MINI = Path("/work/shared/data/mini-msmarco/triples.train.small.tsv")
 SUMMARY_FIELDS = {
     "final_train_loss",
     "eval_cosine_accuracy",
@@ -59,9 +58,10 @@ def base_dir() -> str:
 
 
 def _triplets(tmp: Path, n_queries: int, per_query: int = 1) -> Path:
-    if not MINI.exists():
-        pytest.skip(f"{MINI} not available")
-    df = pd.read_csv(MINI, sep="\t", header=None, names=["query", "positive", "negative"], quoting=3)
+    from conftest import require_mini_msmarco
+
+    triples = require_mini_msmarco() / "triples.train.small.tsv"
+    df = pd.read_csv(triples, sep="\t", header=None, names=["query", "positive", "negative"], quoting=3)
     df = df.groupby("query", sort=False).head(per_query)
     df = df[df["query"].isin(df["query"].unique()[:n_queries])]
     path = tmp / "triplets.parquet"
