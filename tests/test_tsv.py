@@ -37,7 +37,10 @@ COLLECTION_CASES = {
     "blank_line": (b"0\tfirst\n\n1\tsecond\n", 2, "1 tab-separated fields; expected 2"),
     "invalid_utf8": (b"0\tfirst\n1\tbad \xff\xfe bytes\n", 2, "invalid UTF-8 at byte"),
     "empty_file": (b"", 1, "empty file"),
+    "id_above_int64": (b"0\tfirst\n9223372036854775808\tsecond\n", 2, "pid '9223372036854775808' is above int64"),
+    "id_far_above_int64": (b"0\tfirst\n" + b"9" * 30 + b"\tsecond\n", 2, "expected an integer id within int64"),
 }
+INT64_MAX_ID = 9223372036854775807  # 2**63 - 1, written out: the largest id the int64 columns hold
 
 
 @pytest.mark.parametrize("case", sorted(COLLECTION_CASES))
@@ -77,6 +80,26 @@ def test_collection_text_is_kept_byte_for_byte(tmp_path):
     assert pq.ParquetFile(out).metadata.num_row_groups == 2
 
 
+def test_ids_up_to_int64_max_are_kept_exactly(tmp_path):
+    """The boundary: 2**63 - 1 (19 digits) and a zero-padded 25-digit small id are valid ids."""
+    tsv = _write(tmp_path / "collection.tsv", b"9223372036854775807\tlargest\n0000000000000000000000042\tpadded\n")
+    prepare_collection(tsv, tmp_path / "c.parquet", progress=False)
+    assert pq.read_table(tmp_path / "c.parquet").column("pid").to_pylist() == [INT64_MAX_ID, 42]
+
+
+def test_query_id_above_int64_names_file_line_and_expectation(tmp_path):
+    queries = _write(tmp_path / "queries.tsv", b"1\tfirst\n18446744073709551616\tsecond\n")
+    qrels = _write(tmp_path / "qrels.tsv", b"1 0 10 1\n")
+    out_dir = tmp_path / "out"
+    with pytest.raises(TSVError) as err:
+        prepare_train(queries, qrels, out_dir / "q.parquet", out_dir / "r.parquet")
+    assert str(err.value) == (
+        f"{queries}, line 2: qid '18446744073709551616' is above int64's maximum {INT64_MAX_ID} "
+        "(expected an integer id within int64)"
+    )
+    _assert_nothing_written(out_dir)
+
+
 def test_crlf_line_endings_are_line_endings(tmp_path):
     tsv = _write(tmp_path / "q.tsv", b"1\tfirst\r\n2\tsecond\r\n")
     assert [t for _, _, t in iter_id_text(tsv, "qid", progress=False)] == ["first", "second"]
@@ -95,6 +118,8 @@ QRELS_CASES = {
     "non_integer_relevance": (b"1 0 10 1.5\n", 1, "relevance '1.5' is not an integer"),
     "empty_file": (b"", 1, "empty file"),
     "invalid_utf8": (b"1 0 10 1\n1 0 1\xc3 1\n", 2, "invalid UTF-8"),
+    "qid_above_int64": (b"1 0 10 1\n9223372036854775808 0 11 1\n", 2, "qid '9223372036854775808' is above int64"),
+    "pid_above_int64": (b"1 0 10 1\n2 0 99999999999999999999 1\n", 2, "expected an integer id within int64"),
 }
 
 

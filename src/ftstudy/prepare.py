@@ -21,7 +21,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .tsv import IdSet, TSVError, decode, iter_id_text, iter_lines, iter_qrels, parse_id, split_fields
+from .tsv import (
+    ID_MAX_SAFE_DIGITS,
+    IdSet,
+    TSVError,
+    decode,
+    iter_id_text,
+    iter_lines,
+    iter_qrels,
+    parse_id,
+    split_fields,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,7 @@ def prepare_collection(
                 pid_s, sep, passage = text.partition("\t")
                 if (
                     not (sep and pid_s.isdigit() and pid_s.isascii() and passage)
+                    or len(pid_s) > ID_MAX_SAFE_DIGITS
                     or passage.isspace()
                     or ("\t" in passage)
                 ):

@@ -20,6 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 INT8_RANGE = (-128, 127)
+INT64_MAX = np.iinfo(np.int64).max  # ids are stored as int64 (DESIGN.md's contract)
+ID_MAX_SAFE_DIGITS = len(str(INT64_MAX)) - 1  # an id with fewer digits always fits int64
 
 
 class TSVError(ValueError):
@@ -83,11 +85,18 @@ def decode(line: bytes, path: str | os.PathLike, lineno: int) -> str:
 
 
 def parse_id(field: str | bytes, path: str | os.PathLike, lineno: int, name: str) -> int:
-    """A non-negative decimal integer id (digits only: no sign, spaces or underscores)."""
+    """A non-negative decimal integer id within int64 (digits only: no sign, spaces or underscores)."""
+    shown = field.decode("utf-8", "replace") if isinstance(field, bytes) else field
     if not field or not field.isdigit() or not field.isascii():
-        shown = field.decode("utf-8", "replace") if isinstance(field, bytes) else field
         raise TSVError(path, lineno, f"{name} {shown[:40]!r} is not an integer (expected a non-negative integer id)")
-    return int(field)
+    value = int(field)
+    if value > INT64_MAX:
+        raise TSVError(
+            path,
+            lineno,
+            f"{name} {shown[:40]!r} is above int64's maximum {INT64_MAX} (expected an integer id within int64)",
+        )
+    return value
 
 
 def split_fields(text: str, n: int, path: str | os.PathLike, lineno: int, expected: str) -> list[str]:
