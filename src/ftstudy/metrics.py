@@ -10,11 +10,13 @@ relevant passage retrieved, scores 0. Queries in the run that are not judged are
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 LOG = logging.getLogger(__name__)
+# The contract's measures, in report order: the one definition (significance, tables and tests import it).
 METRIC_NAMES = ("MRR@10", "MRR@100", "nDCG@10", "R@100", "R@1000")
 
 
@@ -32,9 +34,46 @@ def ir_measures_for(min_relevance: int = 1) -> dict:
     }
 
 
+def describe_measures(min_relevance: int = 1) -> str:
+    """The ir-measures measures behind :data:`METRIC_NAMES`, as written in a metrics file's provenance, e.g.
+    ``"ir-measures: RR(rel=2)@10, RR(rel=2)@100, nDCG@10, R(rel=2)@100, R(rel=2)@1000"``."""
+    return "ir-measures: " + ", ".join(str(m) for m in ir_measures_for(min_relevance).values())
+
+
 def judged_qids(qrels: pd.DataFrame, min_relevance: int = 1) -> np.ndarray:
     """Sorted qids with at least one qrel of relevance >= min_relevance."""
     return np.unique(qrels.loc[qrels["relevance"] >= min_relevance, "qid"].to_numpy(dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class EvaluatedQueries:
+    """The queries an eval set is scored on. ``qids``: sorted unique int64 (n,), the metrics' denominator;
+    ``n_unjudged``: distinct qids of the query file with no qrel of relevance >= min_relevance (not evaluated);
+    ``n_judged_not_in_queries``: distinct judged qids of the qrels that the query file lacks (not evaluated)."""
+
+    qids: np.ndarray
+    n_unjudged: int
+    n_judged_not_in_queries: int
+
+
+def evaluated_queries(
+    query_qids, qrels: pd.DataFrame, min_relevance: int = 1, queries_name: str = "queries", qrels_name: str = "qrels"
+) -> EvaluatedQueries:
+    """The judged queries of an eval set: qids both in the query file and judged in ``qrels``.
+
+    ``query_qids``: the query file's qids, any int sequence (n,); ``qrels``: DataFrame (qid, pid, relevance).
+    Judged = at least one qrel with relevance >= ``min_relevance``. ``queries_name`` / ``qrels_name`` (e.g. the
+    files' paths) name the inputs in the error. Raises ValueError when no query is judged.
+    """
+    queries = np.unique(np.asarray(query_qids, dtype=np.int64))
+    judged = judged_qids(qrels, min_relevance)
+    qids = np.intersect1d(queries, judged)
+    if len(qids) == 0:
+        raise ValueError(
+            f"{queries_name}: none of its {len(queries)} queries is judged (has a qrel with relevance >= "
+            f"{min_relevance}) in {qrels_name}"
+        )
+    return EvaluatedQueries(qids, len(queries) - len(qids), len(judged) - len(qids))
 
 
 def evaluate_run(

@@ -21,7 +21,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-MEASURES = ("MRR@10", "MRR@100", "nDCG@10", "R@100", "R@1000")
+from ftstudy.metrics import METRIC_NAMES
+
+# Transitional alias: tables.py still imports it from here. The one definition is ftstudy.metrics.METRIC_NAMES.
+MEASURES = METRIC_NAMES
 
 _RR = re.compile(r"^M?RR(\(.*\))?@(\d+)$", re.IGNORECASE)
 _RECALL = re.compile(r"^(R|Recall)(\(.*\))?@(\d+)$", re.IGNORECASE)
@@ -168,7 +171,7 @@ def significance_table(
     n_resamples: int,
     seed: int,
     alpha: float = 0.05,
-    measures: Iterable[str] = MEASURES,
+    measures: Iterable[str] = METRIC_NAMES,
     reference: str = "base",
 ) -> pd.DataFrame:
     """All models against ``reference``, per eval set and measure, with Holm correction within each family.
