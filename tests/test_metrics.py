@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ftstudy.metrics import METRIC_NAMES, evaluate_run
+from ftstudy.metrics import METRIC_NAMES, describe_measures, evaluate_run, evaluated_queries
 from ftstudy.runs import RunFormatError, read_run, write_run
 
 
@@ -93,6 +93,28 @@ def test_no_judged_query_is_an_error():
     run = pd.DataFrame({"qid": [1], "pid": [2], "score": [1.0]})
     with pytest.raises(ValueError, match="no judged query"):
         evaluate_run(run, qrels, min_relevance=2)
+
+
+def test_evaluated_queries_are_the_judged_queries_of_the_query_file():
+    # qid 1: judged 2; qid 2: judged only 1 (unjudged at min_relevance 2); qid 3: no qrel; qid 4: judged 3 but
+    # not in the query file; qid 5: judged 2 and listed twice in the query file.
+    qrels = pd.DataFrame({"qid": [1, 1, 2, 4, 5], "pid": [10, 11, 20, 40, 50], "relevance": [0, 2, 1, 3, 2]})
+    sel = evaluated_queries([5, 3, 1, 2, 5], qrels, min_relevance=2)
+    assert sel.qids.dtype == np.int64 and sel.qids.tolist() == [1, 5]
+    assert sel.n_unjudged == 2  # qids 2 and 3 (distinct qids: the duplicate 5 is one query)
+    assert sel.n_judged_not_in_queries == 1  # qid 4
+    at1 = evaluated_queries([5, 3, 1, 2, 5], qrels, min_relevance=1)
+    assert at1.qids.tolist() == [1, 2, 5] and at1.n_unjudged == 1
+
+
+def test_evaluated_queries_none_judged_names_both_files():
+    qrels = pd.DataFrame({"qid": [1], "pid": [2], "relevance": [1]})
+    with pytest.raises(ValueError, match=r"dev/queries\.parquet: none of its 2 queries .* >= 2\) in dev/qrels"):
+        evaluated_queries([1, 7], qrels, 2, "dev/queries.parquet", "dev/qrels.parquet")
+
+
+def test_provenance_names_the_measures_with_min_relevance():
+    assert describe_measures(2) == "ir-measures: RR(rel=2)@10, RR(rel=2)@100, nDCG@10, R(rel=2)@100, R(rel=2)@1000"
 
 
 def test_run_round_trip_and_bad_line(tmp_path):

@@ -4,11 +4,10 @@ from _common import setup
 
 log = setup(snakemake)  # noqa: F821
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ftstudy.atomic import write_json, write_parquet  # noqa: E402
-from ftstudy.metrics import evaluate_run, judged_qids  # noqa: E402
+from ftstudy.metrics import describe_measures, evaluate_run, evaluated_queries  # noqa: E402
 from ftstudy.provenance import config_hash, model_weights_sha256, sha256_file, versions  # noqa: E402
 from ftstudy.runs import read_run  # noqa: E402
 
@@ -17,24 +16,19 @@ min_rel = smk.params.min_relevance
 qrels = pd.read_parquet(smk.input.qrels, columns=["qid", "pid", "relevance"])
 queries = pd.read_parquet(smk.input.queries, columns=["qid"])
 run = read_run(smk.input.run)
-judged = judged_qids(qrels, min_rel)
-qids = np.intersect1d(queries["qid"].to_numpy(dtype=np.int64), judged)
-if len(qids) < len(queries):
+sel = evaluated_queries(queries["qid"], qrels, min_rel, smk.input.queries, smk.input.qrels)
+if sel.n_unjudged:
     log.warning(
-        "%d queries in %s have no qrel with relevance >= %d; not evaluated",
-        len(queries) - len(qids),
-        smk.input.queries,
-        min_rel,
+        "%d queries in %s have no qrel with relevance >= %d; not evaluated", sel.n_unjudged, smk.input.queries, min_rel
     )
-if len(qids) < len(judged):
+if sel.n_judged_not_in_queries:
     log.warning(
         "%d judged queries of %s are not in %s; not evaluated",
-        len(judged) - len(qids),
+        sel.n_judged_not_in_queries,
         smk.input.qrels,
         smk.input.queries,
     )
-if len(qids) == 0:
-    raise ValueError(f"{smk.input.queries}: no query is judged at min_relevance {min_rel} in {smk.input.qrels}")
+qids = sel.qids
 means, per_query = evaluate_run(run, qrels, min_relevance=min_rel, qids=qids)
 model_dir = smk.input.get("model")
 write_parquet(per_query, smk.output.per_query)
@@ -49,11 +43,13 @@ write_json(
             "config_hash": config_hash(smk.params.slice),
             "config": smk.params.slice,
             "min_relevance": min_rel,
+            "n_unjudged_queries": sel.n_unjudged,
+            "n_judged_not_in_queries": sel.n_judged_not_in_queries,
             "versions": versions(),
             "model_sha256": model_weights_sha256(model_dir) if model_dir else None,
             "run_sha256": sha256_file(smk.input.run),
             "qrels_sha256": sha256_file(smk.input.qrels),
-            "measures": "ir-measures: RR(rel=m)@10, RR(rel=m)@100, nDCG@10, R(rel=m)@100, R(rel=m)@1000",
+            "measures": describe_measures(min_rel),
         },
     },
 )
