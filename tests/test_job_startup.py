@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
 
 PROBE = """
@@ -39,3 +41,65 @@ def test_import_frozen_turns_the_collector_back_on_when_an_import_fails():
     state = _probe(["no_such_module_for_ftstudy"])
     assert state["error"] == "no_such_module_for_ftstudy"
     assert state["enabled"] == "True"
+
+
+# ---- which ftstudy a job imports -------------------------------------------------------------------------
+# A job's script as Snakemake runs it: a temporary file whose preamble appends workflow/scripts to sys.path, then
+# `from _common import setup`. {before} runs first (what an earlier import or a site hook may have done).
+JOB = """
+import sys
+sys.path.extend([{scripts!r}])
+{before}
+from _common import setup
+import ftstudy, ftstudy.tsv
+print(ftstudy.__file__)
+print(ftstudy.tsv.__file__)
+"""
+BEFORE = {
+    "other_checkout_first_on_pythonpath": "",
+    "other_checkout_already_imported": "import ftstudy.tsv; assert 'other' in ftstudy.__file__, ftstudy.__file__",
+}
+# A finder ahead of every path entry that always serves the other checkout: _common cannot win, so it must fail.
+FINDER_FIRST = """
+import importlib.machinery, sys
+class Other(importlib.machinery.PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return super().find_spec(name, [{other!r}] if path is None else path, target)
+sys.meta_path.insert(0, Other)
+"""
+
+
+def _other_checkout(root) -> str:
+    """A fake second checkout's src/ with its own ftstudy (and ftstudy.tsv)."""
+    pkg = root / "other" / "src" / "ftstudy"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("OTHER = True\n")
+    (pkg / "tsv.py").write_text("OTHER = True\n")
+    return str(pkg.parent)
+
+
+def _run_job(tmp_path, before: str) -> subprocess.CompletedProcess:
+    other = _other_checkout(tmp_path)
+    script = tmp_path / "job.py"  # like .snakemake/scripts/tmpXXXX.<script>.py: not beside _common.py
+    script.write_text(JOB.format(scripts=str(REPO / "workflow/scripts"), before=before.format(other=other)))
+    env = {**os.environ, "PYTHONPATH": other}
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("case", sorted(BEFORE))
+def test_a_job_imports_the_ftstudy_of_its_own_checkout(tmp_path, case):
+    proc = _run_job(tmp_path, BEFORE[case])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        str(REPO / "src" / "ftstudy" / "__init__.py"),
+        str(REPO / "src" / "ftstudy" / "tsv.py"),
+    ]
+
+
+def test_a_job_that_cannot_get_its_own_ftstudy_fails_naming_the_other_file(tmp_path):
+    proc = _run_job(tmp_path, FINDER_FIRST)
+    assert proc.returncode != 0
+    other_init = tmp_path / "other" / "src" / "ftstudy" / "__init__.py"
+    expected = f"ImportError: ftstudy was imported from {other_init}, not from this checkout's {REPO / 'src'}"
+    assert expected in proc.stderr

@@ -18,8 +18,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-if str(SRC) not in sys.path:
-    sys.path.insert(0, str(SRC))
+
+
+def use_local_package(src: Path = SRC, package: str = "ftstudy") -> None:
+    """Make ``package`` come from ``src`` (this checkout), whatever else is on the path.
+
+    ``src`` goes first on ``sys.path``, ahead of ``PYTHONPATH`` entries and of an editable install of another
+    checkout (a ``.pth`` path or a meta-path finder, which sit after the path entries). A copy of ``package``
+    imported from elsewhere before this ran is dropped from ``sys.modules`` and imported again from ``src``;
+    if that still does not give this checkout's copy, ImportError says which file won.
+    """
+    entry = str(src)
+    sys.path[:] = [entry, *(p for p in sys.path if p != entry)]
+    importlib.invalidate_caches()
+    if package in sys.modules and not _is_inside(sys.modules[package], src):
+        for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[name]
+    module = importlib.import_module(package)
+    if not _is_inside(module, src):
+        raise ImportError(f"{package} was imported from {module.__file__}, not from this checkout's {src}")
+
+
+def _is_inside(module, src: Path) -> bool:
+    """Whether ``module``'s file lies inside the folder ``src``."""
+    file = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve().is_relative_to(src.resolve())
+
+
+use_local_package()
 
 
 def setup(smk, name: str | None = None, preload: Sequence[str] = ()) -> logging.Logger:
