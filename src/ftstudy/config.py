@@ -64,12 +64,29 @@ def _validate_overrides(overrides: dict, defs_name: str, key: str) -> None:
         raise ConfigError(f"config key '{where}': {err.message}")
 
 
-def check_config(config: dict) -> None:
-    """Semantic checks that the JSON Schema cannot express. Raises ConfigError naming the key.
+#: Keys of ``mining`` that are execution knobs: they change no mined triplet, so no rerun-triggering param holds them.
+MINING_EXECUTION_KNOBS = ("query_batch_size",)
 
-    Expects a config that already passed the schema (so defaults are filled in).
-    """
-    mining = config["mining"]
+
+def mining_slice(config: dict) -> dict:
+    """The ``mining`` config without its execution knobs: exactly what changes ``hard.parquet``."""
+    return {k: v for k, v in config["mining"].items() if k not in MINING_EXECUTION_KNOBS}
+
+
+def schema_defaults() -> dict:
+    """The config that the schema's defaults make on their own (the paper's values), filled in the way
+    Snakemake's ``validate`` does; ``dataset_dir`` (required, no default) is ``"."``."""
+    from snakemake.utils import validate
+
+    config = {"dataset_dir": "."}
+    validate(config, str(SCHEMA_PATH), set_default=True)
+    return config
+
+
+def check_mining(mining: dict) -> None:
+    """The ``mining`` checks that need more than one key (the schema checks types and single-key bounds):
+    ``1 <= rank_range[0] <= rank_range[1] <= top_k``, and ``negatives_per_query`` at most the range's size.
+    Raises ConfigError naming the key."""
     start, end = mining["rank_range"]
     if start < 1:
         raise ConfigError(f"config key 'mining.rank_range': start {start} must be >= 1 (ranks count from 1)")
@@ -85,6 +102,14 @@ def check_config(config: dict) -> None:
             f"config key 'mining.negatives_per_query': {mining['negatives_per_query']} is more than the "
             f"{end - start + 1} ranks in mining.rank_range {[start, end]}"
         )
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks that the JSON Schema cannot express. Raises ConfigError naming the key.
+
+    Expects a config that already passed the schema (so defaults are filled in).
+    """
+    check_mining(config["mining"])
     for name, variant in config["variants"].items():
         if name in RESERVED_MODEL_IDS or not MODEL_ID_PATTERN.match(name):
             raise ConfigError(
@@ -177,7 +202,7 @@ def training_slice(config: dict, model_id: str) -> dict:
     if entry is None:
         raise ConfigError(f"no trained model with id '{model_id}'")
     variant = resolve_variant(config, entry["variant"])
-    data = {"triplets": config["triplets"]} if variant["negatives"] == "random" else {"mining": config["mining"]}
+    data = {"triplets": config["triplets"]} if variant["negatives"] == "random" else {"mining": mining_slice(config)}
     return {"variant": variant, "seed": entry["seed"], "base_model": config["base_model"], "data": data}
 
 
