@@ -1,4 +1,5 @@
-"""TREC run files: ``qid Q0 pid rank score run_name``, one line per retrieved passage, rank from 1."""
+"""TREC run files: ``qid Q0 pid rank score run_name``, one line per retrieved passage, rank from 1; and the
+scores a metric library must see so that it evaluates the retrieved order (:func:`evaluation_scores`)."""
 
 from __future__ import annotations
 
@@ -94,3 +95,16 @@ def read_run(path: str | os.PathLike) -> pd.DataFrame:
         i = int(np.flatnonzero(dup.to_numpy())[0])
         raise RunFormatError(f"{path}, line {i + 1}: passage {df.pid.iat[i]} appears twice for query {df.qid.iat[i]}")
     return df.drop(columns="Q0")
+
+
+def evaluation_scores(run: pd.DataFrame) -> np.ndarray:
+    """Scores that make a metric library evaluate the run in its retrieved order.
+
+    trec_eval (under ir-measures) re-sorts each query's passages by score and breaks ties by docno, so two
+    passages with the same score could be evaluated in the other order than retrieved. Returns float64 (n,):
+    ``-rank`` where the run has a ``rank`` column (ranks from the file), else minus the position within its
+    query in row order: strictly decreasing along each query's ranking, so no tie is left to re-sort.
+    """
+    if "rank" in run.columns:
+        return -run["rank"].to_numpy(dtype=np.float64)
+    return -(run.groupby("qid", sort=False).cumcount().to_numpy(dtype=np.float64) + 1)

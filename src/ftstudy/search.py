@@ -1,6 +1,10 @@
-"""Top-k inner-product search: :func:`exact_search` (torch, chunked) and :func:`search` (auto/faiss/torch).
+"""Top-k inner-product search: :func:`exact_search` (torch, chunked, from the host), :class:`ResidentSearch`
+(corpus on the device), :func:`fast_search` (throughput-tuned, reduced-precision candidates) and :func:`search`
+(auto/faiss/torch).
 
-Every embedding is L2-normalised, so inner product is cosine similarity for every model.
+Every embedding is L2-normalised, so inner product is cosine similarity for every model. Every path is exact in
+the study's sense (:mod:`ftstudy.topk`): the final top-k is fp32 brute force over the stored vectors, ties broken
+by score, then pid.
 """
 
 from __future__ import annotations
@@ -12,16 +16,32 @@ import numpy as np
 LOG = logging.getLogger(__name__)
 
 
-def _merge_topk(best, chunk_scores, offset: int, k: int):
-    """Fold one corpus chunk's scores (b, c) into the running top-k ``best`` = (scores, indices) or None."""
+def _torch_dtype(name):
+    """A torch dtype from a name (float32/float16/bfloat16, fp32/fp16/bf16) or a torch dtype; None stays None."""
     import torch
 
-    top_s, top_i = torch.topk(chunk_scores, min(k, chunk_scores.shape[1]), dim=1)
-    top_i = top_i + offset
-    if best is None:
-        return top_s, top_i
-    best_s, pos = torch.topk(torch.cat([best[0], top_s], dim=1), k, dim=1)
-    return best_s, torch.gather(torch.cat([best[1], top_i], dim=1), 1, pos)
+    if name is None or isinstance(name, torch.dtype):
+        return name
+    names = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
+    names.update({"bfloat16": torch.bfloat16, "bf16": torch.bfloat16})
+    if name not in names:
+        raise ValueError(f"search dtype '{name}': expected one of {sorted(names)}")
+    return names[name]
+
+
+def _is_reduced(dtype) -> bool:
+    import torch
+
+    return dtype in (torch.float16, torch.bfloat16)
+
+
+def _host_chunk(corpus, start: int, size: int):
+    """Rows [start, start+size) of a numpy array / memory map / torch tensor, as a torch tensor (read-only maps
+    are copied)."""
+    import torch
+
+    block = corpus[start : start + size]
+    return block if isinstance(block, torch.Tensor) else torch.from_numpy(np.array(block))
 
 
 def exact_search(
@@ -31,39 +51,58 @@ def exact_search(
     device: str = "cpu",
     query_batch_size: int = 4096,
     corpus_chunk_size: int = 1_000_000,
+    ids: np.ndarray | None = None,
+    rescore_depth: int = 16,
+    candidate_dtype=None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` rows of ``corpus`` by inner product for each row of ``queries``.
+    """Exact top-``k`` rows of ``corpus`` by inner product for each row of ``queries``, streamed from the host.
 
-    queries: (nq, d), corpus: (n, d), any float dtype. Returns (scores float32 (nq, k'), indices int64 (nq, k'))
-    with k' = min(k, n), best first. Works in chunks so memory stays O(query_batch x corpus_chunk).
+    queries: (nq, d), corpus: (n, d) stored vectors (float32 or float16 numpy array / memory map). Candidates come
+    from chunked matrix products on ``device`` in ``candidate_dtype`` (default: the corpus's own precision, fp32
+    for fp32 vectors) and are rescored in fp32 (:mod:`ftstudy.topk`): ties break by ``ids`` (the rows' pids;
+    default the row number). Returns (scores float32 (nq, k'), rows int64 (nq, k')), k' = min(k, n), best first.
+    Memory stays O(query_batch x corpus_chunk); the chunk and batch sizes change no output.
     """
     import torch
 
+    from ftstudy.topk import candidate_depth, chunk_candidates, rescore_batches
+
     n = corpus.shape[0]
-    k_eff = min(k, n)
-    out_s = np.empty((queries.shape[0], k_eff), dtype=np.float32)
-    out_i = np.empty((queries.shape[0], k_eff), dtype=np.int64)
-    dtype = torch.float32 if device == "cpu" else torch.float16
-    for qs in range(0, queries.shape[0], query_batch_size):
-        q = torch.as_tensor(np.ascontiguousarray(queries[qs : qs + query_batch_size]), device=device).to(dtype)
-        best = None
-        for cs in range(0, n, corpus_chunk_size):
-            c = torch.as_tensor(np.ascontiguousarray(corpus[cs : cs + corpus_chunk_size]), device=device).to(dtype)
-            best = _merge_topk(best, (q @ c.T).float(), cs, k_eff)
-        best_s, best_i = best
-        out_s[qs : qs + q.shape[0]] = best_s.cpu().numpy()
-        out_i[qs : qs + q.shape[0]] = best_i.cpu().numpy()
-    return out_s, out_i
+    dtype = _torch_dtype(candidate_dtype) or (torch.float16 if corpus.dtype == np.float16 else torch.float32)
+    if str(device) == "cpu" and dtype == torch.float16:
+        dtype = torch.float32  # CPU half-precision products are slow; fp32 candidates are exact anyway
+    depth = candidate_depth(k, n, rescore_depth, _is_reduced(dtype))
+    out_s, out_i = [], []
+    with torch.inference_mode():
+        for qs in range(0, queries.shape[0], query_batch_size):
+            q = torch.as_tensor(np.ascontiguousarray(queries[qs : qs + query_batch_size]), dtype=torch.float32)
+            qd = q.to(device=device, dtype=dtype)
+            chunks = (
+                (cs, _host_chunk(corpus, cs, corpus_chunk_size).to(device=device, dtype=dtype))
+                for cs in range(0, n, corpus_chunk_size)
+            )
+            rows = chunk_candidates(qd, chunks, depth)
+            s, i = rescore_batches(q, corpus, rows.cpu(), k, ids)
+            out_s.append(s)
+            out_i.append(i)
+    return _stack(out_s, out_i, queries.shape[0], min(k, n))
+
+
+def _stack(out_s, out_i, nq: int, k: int):
+    if not out_s:
+        return np.empty((nq, k), np.float32), np.empty((nq, k), np.int64)
+    return np.concatenate(out_s), np.concatenate(out_i)
 
 
 class ResidentSearch:
     """Exact top-k by inner product over corpus embeddings moved to ``device`` once, at construction.
 
-    Same algorithm as :func:`exact_search` (chunked ``q @ c.T`` + ``topk``, merged across chunks),
-    but the corpus upload is outside the timed call. Corpus dtype: float16 on a GPU, float32 on the CPU (CPU
-    half-precision matrix products are slow). Calling it with (nq, d) query embeddings (numpy or torch) returns
-    (scores float32 (nq, k'), indices int64 (nq, k')) as numpy arrays, k' = min(k, n). ``corpus`` may be a numpy
-    array (or memory map) or a torch tensor; ``dtype`` overrides the corpus dtype on the device.
+    The same algorithm as :func:`exact_search` (candidates by chunked ``q @ c.T`` + ``topk``, then exact fp32
+    rescoring with ties by ``ids``), but the corpus upload is outside the timed call. The corpus stays in its
+    stored precision on the device (exact); ``dtype`` (e.g. float16 on a GPU) finds candidates in a reduced
+    precision copy instead, rescored from the stored vectors. Calling it with (nq, d) query embeddings (numpy or
+    torch) returns (scores float32 (nq, k'), rows int64 (nq, k')) as numpy arrays, k' = min(k, n). ``corpus``
+    may be a numpy array (or memory map) or a torch tensor.
     """
 
     def __init__(
@@ -74,22 +113,27 @@ class ResidentSearch:
         query_batch_size: int = 4096,
         corpus_chunk_size: int = 1_000_000,
         dtype=None,
+        ids: np.ndarray | None = None,
+        rescore_depth: int = 16,
     ):
         import torch
 
         self.device = str(device)
-        self.dtype = dtype or (torch.float32 if self.device == "cpu" else torch.float16)
         self.n = int(corpus.shape[0])
         self.k = min(int(k), self.n)
+        self.ids = ids
         self.query_batch_size = int(query_batch_size)
         self.corpus_chunk_size = int(corpus_chunk_size)
-        self.chunks = []
-        for cs in range(0, self.n, self.corpus_chunk_size):
-            block = corpus[cs : cs + self.corpus_chunk_size]
-            if not isinstance(block, torch.Tensor):
-                block = torch.from_numpy(np.array(block))  # a copy: memory maps are read-only
-            # A tensor already on the device in the right dtype is used as is (views, no copy).
-            self.chunks.append((cs, block.to(device=self.device, dtype=self.dtype)))
+        full = corpus if isinstance(corpus, torch.Tensor) else torch.from_numpy(np.array(corpus))
+        self.stored = full.to(self.device)  # the stored vectors, for the exact rescoring
+        self.dtype = _torch_dtype(dtype) or self.stored.dtype
+        if self.device == "cpu" and self.dtype == torch.float16:
+            self.dtype = torch.float32  # CPU half-precision products are slow
+        search_copy = self.stored if self.dtype == self.stored.dtype else self.stored.to(self.dtype)
+        self.chunks = [
+            (cs, search_copy[cs : cs + self.corpus_chunk_size]) for cs in range(0, self.n, corpus_chunk_size)
+        ]
+        self.depth = candidate_depth_for(self.k, self.n, rescore_depth, self.dtype)
 
     @property
     def dtype_name(self) -> str:
@@ -98,20 +142,43 @@ class ResidentSearch:
     def __call__(self, queries) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
-        q_all = torch.as_tensor(queries).to(device=self.device, dtype=self.dtype)
+        from ftstudy.topk import chunk_candidates, rescore_batches
+
+        q_all = torch.as_tensor(queries).to(device=self.device, dtype=torch.float32)
         out_s, out_i = [], []
         with torch.inference_mode():
             for qs in range(0, q_all.shape[0], self.query_batch_size):
                 q = q_all[qs : qs + self.query_batch_size]
-                best = None
-                for cs, c in self.chunks:
-                    best = _merge_topk(best, (q @ c.T).float(), cs, self.k)
-                best_s, best_i = best
-                out_s.append(best_s)
-                out_i.append(best_i)
-            scores = torch.cat(out_s).cpu().numpy()
-            idx = torch.cat(out_i).cpu().numpy().astype(np.int64)
-        return scores, idx
+                rows = chunk_candidates(q.to(self.dtype), self.chunks, self.depth)
+                s, i = rescore_batches(q, self.stored, rows, self.k, self.ids)
+                out_s.append(s)
+                out_i.append(i)
+        return _stack(out_s, out_i, q_all.shape[0], self.k)
+
+
+def candidate_depth_for(k: int, n: int, rescore_depth: int, dtype) -> int:
+    """:func:`ftstudy.topk.candidate_depth` for a torch candidate dtype."""
+    from ftstudy.topk import candidate_depth
+
+    return candidate_depth(k, n, rescore_depth, _is_reduced(dtype))
+
+
+def fast_search(queries, corpus, k: int, score_budget_bytes: int = 8 << 30, dtype="float16", rescore_depth: int = 16):
+    """Throughput-tuned exact search over a device-resident corpus: all queries in one batch, corpus chunks sized
+    so each (nq, chunk) score matrix stays under ``score_budget_bytes``, candidates in ``dtype`` (fp16 by default)
+    and the usual exact fp32 rescoring (:mod:`ftstudy.topk`; depth 2k + ``rescore_depth`` for reduced precision).
+
+    queries (nq, d), corpus (n, d): torch tensors or numpy arrays. Returns (scores float32, rows int64) numpy
+    arrays (nq, min(k, n)), identical to :func:`exact_search`'s.
+    """
+    import torch
+
+    dt = _torch_dtype(dtype)
+    nq = int(queries.shape[0])
+    chunk = max(int(k), score_budget_bytes // (torch.finfo(dt).bits // 8 * max(1, nq)))
+    device = corpus.device if isinstance(corpus, torch.Tensor) else "cpu"
+    search = ResidentSearch(corpus, k, str(device), max(1, nq), int(chunk), dtype=dt, rescore_depth=rescore_depth)
+    return search(queries)
 
 
 BACKENDS = ("auto", "faiss", "torch")
@@ -135,32 +202,41 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+# The fastest exact backend measured on each device, and the measurement that decided it (docs/retrieval.md).
+AUTO_BACKEND = {
+    "cpu": (
+        "torch",
+        "bench/bench_search.py --n-corpus 1000000 --n-queries 10000 --k 200 on the 2-core build machine: "
+        "torch 1.69x NumPy brute force, faiss-cpu 0.67x",
+    ),
+    "cuda": (
+        "torch",
+        "DESIGN.md's H200 anchor (torch chunks, 10,000 x 8,841,823, top-200: 0.86 s); faiss knn_gpu is not "
+        "measured yet (bench/gpu_throughput.py, the GPU issue)",
+    ),
+}
+
+
 def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[str, str]:
     """Pick ``(backend, device)`` for :func:`search`.
 
-    ``auto``: faiss on the GPU where faiss-gpu is installed and a GPU is present; torch exact search on a GPU
-    without faiss-gpu; faiss-cpu on a machine without a GPU (torch on CPU if faiss is not installed at all).
-    ``device`` (cpu/cuda) forces the device; by default a visible GPU is used.
+    ``auto``: the fastest exact backend measured for the device (:data:`AUTO_BACKEND`): torch on the CPU and on
+    a GPU. ``faiss`` uses faiss-gpu where it is installed and sees a GPU, else faiss-cpu. ``device`` (cpu/cuda)
+    forces the device; by default a visible GPU is used.
     """
     if backend not in BACKENDS:
         raise ValueError(f"retrieval backend '{backend}': expected one of {BACKENDS}")
     gpu = _cuda_available() if device is None else str(device).startswith("cuda")
     dev = "cuda" if gpu else "cpu"
+    if backend == "auto":
+        backend = AUTO_BACKEND[dev][0]
     if backend == "torch":
         return "torch", dev
     try:
         import faiss  # noqa: F401
-
-        has_faiss = True
     except ImportError:
-        has_faiss = False
-    if backend == "faiss":
-        if not has_faiss:
-            raise ImportError("retrieval backend 'faiss' needs faiss-cpu or faiss-gpu (pip install '.[cpu]')")
-        return "faiss", ("cuda" if gpu and faiss_gpu_available() else "cpu")
-    if gpu:
-        return ("faiss", "cuda") if faiss_gpu_available() else ("torch", "cuda")
-    return ("faiss", "cpu") if has_faiss else ("torch", "cpu")
+        raise ImportError("retrieval backend 'faiss' needs faiss-cpu or faiss-gpu (pip install '.[cpu]')") from None
+    return "faiss", ("cuda" if gpu and faiss_gpu_available() else "cpu")
 
 
 def _faiss_flat(corpus: np.ndarray, chunk: int = 1_000_000):
@@ -207,24 +283,37 @@ def search(
     device: str | None = None,
     query_batch_size: int = 4096,
     corpus_chunk_size: int = 1_000_000,
+    ids: np.ndarray | None = None,
+    rescore_depth: int = 16,
+    candidate_dtype=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` rows of ``corpus`` by inner product (= cosine for L2-normalised rows), best first.
 
-    queries: (nq, d); corpus: (n, d) any float dtype (a float16 memory map works), or None when ``index`` is a
-    faiss index over the same rows. backend: auto | faiss | torch (see :func:`resolve_backend`); the faiss
-    backend uses ``index`` if given (flat, IVF or HNSW) else builds an exact IndexFlatIP from ``corpus``; the torch
-    backend is :func:`exact_search` (chunked matrix product + top-k). Returns (scores float32 (nq, k'),
-    indices int64 (nq, k')) with k' = min(k, n). Exact backends return the same top-k, ties aside.
+    queries: (nq, d); corpus: (n, d) stored vectors (a memory map works), or None when ``index`` is a faiss index
+    over the same rows. backend: auto | faiss | torch (see :func:`resolve_backend`). torch is
+    :func:`exact_search`. faiss searches ``index`` if given (flat, IVF or HNSW) else an IndexFlatIP built from
+    ``corpus``, ``k + rescore_depth`` deep; where ``corpus`` is given its candidates are rescored exactly too. Ties
+    break by score, then ``ids`` (pids; default the row). Returns (scores float32 (nq, k'), rows int64 (nq, k'))
+    with k' = min(k, n); an approximate index (IVF/HNSW) may return fewer hits (rows -1).
     """
     name, dev = resolve_backend(backend, device)
+    if corpus is None and index is None:
+        raise ValueError("search: give corpus or index")
     if name == "torch":
         if corpus is None:
-            if index is None:
-                raise ValueError("search: give corpus or index")
             corpus = index.reconstruct_n(0, index.ntotal)  # flat index -> its vectors
-        return exact_search(queries, corpus, k, dev, query_batch_size, corpus_chunk_size)
+        return exact_search(
+            queries, corpus, k, dev, query_batch_size, corpus_chunk_size, ids, rescore_depth, candidate_dtype
+        )
     if index is None:
-        if corpus is None:
-            raise ValueError("search: give corpus or index")
         index = _faiss_flat(corpus, corpus_chunk_size)
-    return _faiss_search(index, queries, k, dev, query_batch_size)
+    k_eff = min(k, index.ntotal)
+    scores, rows = _faiss_search(index, queries, k_eff + max(0, rescore_depth), dev, query_batch_size)
+    if corpus is None:
+        return scores[:, :k_eff], rows[:, :k_eff]
+    import torch
+
+    from ftstudy.topk import rescore_batches
+
+    q = torch.as_tensor(np.ascontiguousarray(queries), dtype=torch.float32)
+    return rescore_batches(q, corpus, torch.from_numpy(rows), k_eff, ids)
