@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ftstudy.runs import evaluation_scores
+
 LOG = logging.getLogger(__name__)
 # The contract's measures, in report order: the one definition (significance, tables and tests import it).
 METRIC_NAMES = ("MRR@10", "MRR@100", "nDCG@10", "R@100", "R@1000")
@@ -111,7 +113,7 @@ def evaluate_run(
         {"query_id": q["qid"].astype(str), "doc_id": q["pid"].astype(str), "relevance": q["relevance"].astype(int)}
     )
     run_ir = pd.DataFrame(
-        {"query_id": r["qid"].astype(str), "doc_id": r["pid"].astype(str), "score": r["score"].astype(float)}
+        {"query_id": r["qid"].astype(str), "doc_id": r["pid"].astype(str), "score": evaluation_scores(r)}
     )
     values = {name: dict.fromkeys(judged.tolist(), 0.0) for name in measures}
     if len(run_ir):
