@@ -147,7 +147,7 @@ def test_fp16_store_is_ranked_exactly_over_the_stored_vectors(tied):
     q, c, pids = tied
     c16 = c.astype(np.float16)
     ref_s, ref_rows = reference_topk(q, c16.astype(np.float32), pids, 10)
-    for name, (s, rows) in _paths(q, c16, pids, 10):
+    for name, (_, rows) in _paths(q, c16, pids, 10):
         np.testing.assert_array_equal(rows, ref_rows, err_msg=name)
 
 

@@ -10,7 +10,7 @@ Tokenisation (the same for passages and queries; see ``docs/timing.md``):
 
 Scoring: bm25s ``method="lucene"``: ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))`` and term weight
 ``tf / (tf + k1 * (1 - b + b * dl / avgdl))`` (Lucene >= 8 drops the textbook's constant factor
-``k1 + 1``), k1/b from config (default 0.9/0.4, Anserini's MS MARCO
+``k1 + 1``), k1/b from config (default ``ANSERINI_K1``/``ANSERINI_B``, Anserini's MS MARCO
 default). Differences from Lucene remain: Lucene's StandardTokenizer keeps one-character tokens and splits on
 Unicode word-break rules, Lucene stores document lengths lossily (one byte), and Anserini strips possessives.
 So scores and rankings agree closely but not exactly with Anserini's runs.
@@ -28,6 +28,10 @@ import numpy as np
 STOPWORDS = "en"  # bm25s' 33-word Lucene EnglishAnalyzer list
 STEMMER = "porter"  # PyStemmer algorithm name; None disables stemming
 TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+# Anserini's MS MARCO passage defaults (k1, b): the schema's bm25.k1/b defaults for the baseline, and the fixed
+# setting with which ftstudy.synthetic picks its triples' negatives (fixed there so that tuning bm25.* does not
+# regenerate the data set; tests/test_synthetic.py checks that the two agree).
+ANSERINI_K1, ANSERINI_B = 0.9, 0.4
 
 
 def _stemmer(name: str | None):
@@ -85,8 +89,8 @@ class BM25Index:
 
 def build_bm25(
     texts: list[str],
-    k1: float = 0.9,
-    b: float = 0.4,
+    k1: float,
+    b: float,
     stemmer: str | None = STEMMER,
     stopwords: str | None = STOPWORDS,
     show_progress: bool = False,

@@ -14,11 +14,12 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from ftstudy.losses import LOSSES as TRAINING_LOSSES  # the one list of loss names (the schema has no enum)
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 RESERVED_MODEL_IDS = ("base", "bm25")
 # What a variant may name (mirrors the schema's enums; checked here too, with messages that name the key).
 TRAINING_METHODS = ("full", "lora")
-TRAINING_LOSSES = ("triplet_cosine", "triplet_euclidean", "mnrl")
 # negatives -> the triplet file that the workflow produces for it.
 NEGATIVE_SOURCES = {"random": "results/triplets/random.parquet", "hard": "results/triplets/hard.parquet"}
 MODEL_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -1,4 +1,10 @@
-"""The study's training losses, chosen per variant, all taken from sentence-transformers.
+"""The study's training losses, chosen per variant, all taken from sentence-transformers: the ONE list of names.
+
+:data:`REGISTRY` maps each name a variant may give as ``variants.<name>.loss`` to its builder. The config schema
+names no losses; :func:`ftstudy.config.check_config` checks a variant's loss against :data:`LOSSES` (this
+registry's keys), so adding a loss here is all it takes. Importing this module is cheap (no torch, no
+sentence-transformers: the builders import them when called), because ``ftstudy.config`` imports it while
+Snakemake builds the DAG.
 
 - ``triplet_cosine`` (default, the paper as written): ``max(0, cos(q, n) - cos(q, p) + margin)``, margin
   ``training.triplet_margin`` (0.2). This is ``TripletLoss`` with ``TripletDistanceMetric.COSINE``: the distance
@@ -14,38 +20,72 @@
 
 from __future__ import annotations
 
-from sentence_transformers.sentence_transformer import losses as st_losses
-from sentence_transformers.sentence_transformer.modules import Normalize
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-LOSSES = ("triplet_cosine", "triplet_euclidean", "mnrl")
+def _triplet(metric: str, margin_key: str) -> Callable[[Any, dict], Any]:
+    """Builder of ``TripletLoss`` with distance ``metric`` (a ``TripletDistanceMetric`` attribute) and the margin
+    read from ``training[margin_key]``."""
+
+    def build(model, training: dict):
+        from sentence_transformers.sentence_transformer import losses as st_losses
+
+        return st_losses.TripletLoss(
+            model,
+            distance_metric=getattr(st_losses.TripletDistanceMetric, metric),
+            triplet_margin=float(training[margin_key]),
+        )
+
+    return build
+
+
+def _mnrl(model, training: dict):
+    """``MultipleNegativesRankingLoss`` with scale ``training["mnrl_scale"]`` (cosine similarity x scale)."""
+    from sentence_transformers.sentence_transformer import losses as st_losses
+
+    return st_losses.MultipleNegativesRankingLoss(model, scale=float(training["mnrl_scale"]))
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One registered loss: ``build(model, training) -> loss module``; ``unnormalised``: trained without the
+    model's ``Normalize`` layer."""
+
+    build: Callable[[Any, dict], Any]
+    unnormalised: bool = False
+
+
+REGISTRY: dict[str, LossSpec] = {
+    "triplet_cosine": LossSpec(_triplet("COSINE", "triplet_margin")),
+    "triplet_euclidean": LossSpec(_triplet("EUCLIDEAN", "euclidean_margin"), unnormalised=True),
+    "mnrl": LossSpec(_mnrl),
+}
+LOSSES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def loss_spec(loss_name: str) -> LossSpec:
+    """The registry entry of ``loss_name``; ValueError listing the known names otherwise."""
+    try:
+        return REGISTRY[loss_name]
+    except KeyError:
+        raise ValueError(f"unknown loss '{loss_name}'; expected one of {list(LOSSES)}") from None
 
 
 def needs_unnormalised(loss_name: str) -> bool:
     """True for the loss that trains without the Normalize layer (the original code's setting)."""
-    return loss_name == "triplet_euclidean"
+    return loss_spec(loss_name).unnormalised
 
 
 def build_loss(model, loss_name: str, training: dict):
     """A sentence-transformers loss module for ``loss_name`` with the margins/scale from ``training``."""
-    if loss_name == "triplet_cosine":
-        return st_losses.TripletLoss(
-            model,
-            distance_metric=st_losses.TripletDistanceMetric.COSINE,
-            triplet_margin=float(training["triplet_margin"]),
-        )
-    if loss_name == "triplet_euclidean":
-        return st_losses.TripletLoss(
-            model,
-            distance_metric=st_losses.TripletDistanceMetric.EUCLIDEAN,
-            triplet_margin=float(training["euclidean_margin"]),
-        )
-    if loss_name == "mnrl":
-        return st_losses.MultipleNegativesRankingLoss(model, scale=float(training["mnrl_scale"]))
-    raise ValueError(f"unknown loss '{loss_name}'; expected one of {LOSSES}")
+    return loss_spec(loss_name).build(model, training)
 
 
 def drop_normalize(model) -> list[int]:
     """Remove every ``Normalize`` module from a SentenceTransformer in place; return their positions."""
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
     positions = [i for i, module in enumerate(model) if isinstance(module, Normalize)]
     for i in reversed(positions):
         del model[i]
@@ -54,5 +94,7 @@ def drop_normalize(model) -> list[int]:
 
 def restore_normalize(model, positions: list[int]) -> None:
     """Put ``Normalize`` modules back at ``positions`` (as returned by :func:`drop_normalize`)."""
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
     for i in positions:
         model.insert(i, Normalize())

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .parquet_meta import with_provenance
 from .tsv import (
     ID_MAX_SAFE_DIGITS,
     IdSet,
@@ -121,6 +123,11 @@ def read_queries(tsv: str | os.PathLike) -> pa.Table:
     return pa.table([qids, texts], schema=QUERIES_SCHEMA)
 
 
+Warn = Callable[[str], None]
+"""Where a user-facing warning goes: ``log.warning`` by default; the workflow's scripts pass one that also
+prints it on the terminal (``workflow/scripts/_common.warn_user``)."""
+
+
 @dataclass
 class Qrels:
     """Parsed qrels with the line number of each row (for error messages)."""
@@ -131,16 +138,15 @@ class Qrels:
     line: np.ndarray
     n_duplicates: int = 0
     path: str = ""
-    notes: list[str] = field(default_factory=list)
 
     def table(self, mask: np.ndarray | None = None) -> pa.Table:
         m = slice(None) if mask is None else mask
         return pa.table([self.qid[m], self.pid[m], self.relevance[m]], schema=QRELS_SCHEMA)
 
 
-def read_qrels(path: str | os.PathLike) -> Qrels:
+def read_qrels(path: str | os.PathLike, warn: Warn | None = None) -> Qrels:
     """TREC qrels (``qid 0 pid rel``; tabs or spaces; graded). Exact duplicate lines are dropped with a
-    warning; the same (qid, pid) with two different grades is an error."""
+    warning (through ``warn``); the same (qid, pid) with two different grades is an error."""
     rows: dict[tuple[int, int], tuple[int, int]] = {}
     dups = 0
     for lineno, qid, pid, rel in iter_qrels(path):
@@ -158,7 +164,7 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
             continue
         rows[key] = (lineno, rel)
     if dups:
-        log.warning("%s: %d duplicate qrels lines dropped", path, dups)
+        (warn or log.warning)(f"{path}: {dups} duplicate qrels lines dropped")
     keys = np.array(list(rows.keys()), dtype=np.int64).reshape(-1, 2)
     vals = np.array(list(rows.values()), dtype=np.int64).reshape(-1, 2)
     return Qrels(keys[:, 0], keys[:, 1], vals[:, 1].astype(np.int8), vals[:, 0], dups, str(path))
@@ -178,20 +184,48 @@ def check_qrels_queries(qrels: Qrels, qids: np.ndarray, queries_path: str | os.P
         )
 
 
-def warn_missing_passages(qrels: Qrels, pids: np.ndarray | None, collection: str | os.PathLike | None) -> int:
-    """Log a warning with the number of qrels that name passages absent from the collection; return it."""
-    if pids is None:
+def warn_missing_passages(qrels: Qrels, collection: str | os.PathLike | None, warn: Warn | None = None) -> int:
+    """Count the qrels that name passages absent from the prepared ``collection`` parquet (0 without one);
+    a non-zero count is warned (through ``warn``) with the first missing pid and its line. Returns the count."""
+    if collection is None:
         return 0
-    missing = int((~np.isin(qrels.pid, pids)).sum())
+    absent = ~np.isin(qrels.pid, collection_pids(collection))
+    missing = int(absent.sum())
     if missing:
-        log.warning(
-            "%s: %d of %d qrels name passages missing from the collection %s",
-            qrels.path,
-            missing,
-            len(qrels.pid),
-            collection,
+        first = int(np.argmin(np.where(absent, qrels.line, np.iinfo(np.int64).max)))
+        (warn or log.warning)(
+            f"{qrels.path}: {missing} of {len(qrels.pid)} qrels name passages missing from the collection "
+            f"{collection} (first: pid {int(qrels.pid[first])} on line {int(qrels.line[first])}); "
+            "they can never be retrieved, so they lower recall and MRR"
         )
     return missing
+
+
+def _read_judged_queries(
+    queries_tsv: str | os.PathLike,
+    qrels_tsv: str | os.PathLike,
+    collection: str | os.PathLike | None,
+    warn: Warn | None,
+) -> tuple[pa.Table, Qrels, dict]:
+    """Queries and qrels, checked against each other and the collection. Returns the queries table, the
+    qrels and the counts every output records: ``n_duplicate_qrels``, ``n_qrels_missing_passage``, inputs."""
+    queries = read_queries(queries_tsv)
+    qrels = read_qrels(qrels_tsv, warn)
+    check_qrels_queries(qrels, queries.column("qid").to_numpy(), queries_tsv)
+    counts = {
+        "queries_tsv": str(queries_tsv),
+        "qrels_tsv": str(qrels_tsv),
+        "collection": None if collection is None else str(collection),
+        "n_duplicate_qrels": qrels.n_duplicates,
+        "n_qrels_missing_passage": warn_missing_passages(qrels, collection, warn),
+    }
+    return queries, qrels, counts
+
+
+def _write_with_stats(queries: pa.Table, qrels: pa.Table, out_queries, out_qrels, stats: dict) -> None:
+    """Write both outputs, each carrying ``stats`` as its provenance (:mod:`ftstudy.parquet_meta`)."""
+    for table, out in ((queries, out_queries), (qrels, out_qrels)):
+        write_table(table.replace_schema_metadata(with_provenance(table.schema, stats).metadata), out)
 
 
 def prepare_train(
@@ -200,24 +234,21 @@ def prepare_train(
     out_queries: str | os.PathLike,
     out_qrels: str | os.PathLike,
     collection: str | os.PathLike | None = None,
+    warn: Warn | None = None,
 ) -> dict:
-    """Training queries (all of them) and qrels -> parquet. Nothing is written unless both parse."""
-    queries = read_queries(queries_tsv)
-    qrels = read_qrels(qrels_tsv)
+    """Training queries (all of them) and qrels -> parquet. Nothing is written unless both parse.
+
+    Returns the counts, which both outputs also record as provenance: ``n_queries``, ``n_judged_queries``,
+    ``n_qrels``, ``n_duplicate_qrels``, ``n_qrels_missing_passage`` (warned through ``warn`` when non-zero)."""
+    queries, qrels, counts = _read_judged_queries(queries_tsv, qrels_tsv, collection, warn)
     qids = queries.column("qid").to_numpy()
-    check_qrels_queries(qrels, qids, queries_tsv)
-    pids = collection_pids(collection) if collection else None
-    missing = warn_missing_passages(qrels, pids, collection)
-    judged = int(np.isin(qids, qrels.qid[qrels.relevance >= 1]).sum())
-    write_table(queries, out_queries)
-    write_table(qrels.table(), out_qrels)
     stats = {
         "n_queries": len(qids),
-        "n_judged_queries": judged,
+        "n_judged_queries": int(np.isin(qids, qrels.qid[qrels.relevance >= 1]).sum()),
         "n_qrels": len(qrels.qid),
-        "n_duplicate_qrels": qrels.n_duplicates,
-        "n_qrels_missing_passage": missing,
+        **counts,
     }
+    _write_with_stats(queries, qrels.table(), out_queries, out_qrels, stats)
     log.info("train: %s", stats)
     return stats
 
@@ -230,16 +261,16 @@ def prepare_eval_set(
     min_relevance: int = 1,
     collection: str | os.PathLike | None = None,
     name: str = "eval",
+    warn: Warn | None = None,
 ) -> dict:
     """An evaluation set: only judged queries (>= 1 qrel with relevance >= ``min_relevance``) are kept.
 
     The dropped count is logged; a set without any judged query is an error. The qrels of the kept queries are
-    written with every grade (nDCG uses them). Returns counts.
+    written with every grade (nDCG uses them). Returns counts, which both outputs also record as provenance
+    (``n_qrels_missing_passage``, over all qrels of the file, is warned through ``warn`` when non-zero).
     """
-    queries = read_queries(queries_tsv)
-    qrels = read_qrels(qrels_tsv)
+    queries, qrels, counts = _read_judged_queries(queries_tsv, qrels_tsv, collection, warn)
     qids = queries.column("qid").to_numpy()
-    check_qrels_queries(qrels, qids, queries_tsv)
     judged_qids = np.unique(qrels.qid[qrels.relevance >= min_relevance])
     keep = np.isin(qids, judged_qids)
     if not keep.any():
@@ -258,17 +289,14 @@ def prepare_eval_set(
         min_relevance,
     )
     qmask = np.isin(qrels.qid, judged_qids)
-    pids = collection_pids(collection) if collection else None
-    missing = warn_missing_passages(qrels, pids, collection)
-    write_table(queries.filter(pa.array(keep)), out_queries)
-    write_table(qrels.table(qmask), out_qrels)
     stats = {
         "eval_set": name,
         "min_relevance": min_relevance,
         "n_queries": int(keep.sum()),
         "n_dropped_queries": dropped,
         "n_qrels": int(qmask.sum()),
-        "n_qrels_missing_passage": missing,
+        **counts,
     }
+    _write_with_stats(queries.filter(pa.array(keep)), qrels.table(qmask), out_queries, out_qrels, stats)
     log.info("eval set '%s': %s", name, stats)
     return stats

@@ -20,6 +20,9 @@ overview and question-style passages repeat the query's words without answering.
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
+import json
 import os
 import random
 import re
@@ -48,43 +51,8 @@ MIN_WORDS, MAX_WORDS = 40, 90
 ANSWER_WORDS = (70, 90)  # answer passages: the fact is one sentence among several
 NEAR_MISS_WORDS = (40, 48)  # near misses: shorter, so their topic words weigh more
 
-# ---- word lists ------------------------------------------------------------------------------------------
-_PREFIXES = (
-    "tar vel mor sal bren cal dor ev fen gal hal kel lor mar nor or pel quen ros sev tor ul var wen yar zel "
-    "ash bel cor dun el har ist jor lun mir nar ost rav sil thal vor"
-).split()
-_SUFFIXES = "nel ora van dane wick ith mere ton ley ric sor ane ett holm ard en is ow ia ura".split()
-_MONTHS = "January February March April May June July August September October November December".split()
-_REGIONS = (
-    "the Halden Valley",
-    "the northern lowlands",
-    "Norrow province",
-    "the Essing plateau",
-    "the eastern highlands",
-    "the Calder basin",
-    "the southern coast",
-    "the Brisk uplands",
-    "the Veyn lake district",
-    "the western plains",
-)
-_GENERIC_FILLERS = (
-    "The figures on this page were last checked in the spring.",
-    "The tourist office in {T} has maps and leaflets for visitors.",
-    "Much of {R} is quiet outside the summer holidays.",
-    "A local history society publishes a yearbook with more details.",
-    "Photographs from the early twentieth century show how little has changed.",
-    "The regional newspaper runs a series about the area every autumn.",
-    "Schools from {T} often organise trips to the area.",
-)
-_SOURCES_SAY = (
-    "According to the regional survey,",
-    "Official figures show that",
-    "Most guidebooks agree that",
-    "As local records note,",
-    "",
-    "",
-    "",
-)
+# ---- templates and word lists (package data: ftstudy/data/synthetic_templates.json) ------------------------
+TEMPLATES_FILE = "synthetic_templates.json"
 
 
 def _num(lo, hi, step=1, unit_fmt="{:,}"):
@@ -120,8 +88,13 @@ def _name_in(pattern):
     return gen
 
 
-def _make_name(rng) -> str:
-    return (rng.choice(_PREFIXES) + rng.choice(_SUFFIXES)).capitalize()
+# How a template file's "value" spec becomes a draw: {"number": [lo, hi, step, format]} ...
+VALUE_KINDS = {
+    "number": lambda a: _num(*a),
+    "decimal": lambda a: _dec(*a),
+    "pick": lambda a: _pick(tuple(a)),
+    "name_in": lambda a: _name_in(a),
+}
 
 
 @dataclass(frozen=True)
@@ -144,587 +117,61 @@ class Kind:
     noun: str  # "river"
     fillers: tuple
     attrs: tuple
+    subkinds: tuple = ()  # drawn once per entity as {K}/{k}, e.g. the animal's kind ("fox")
 
 
-_KINDS = (
-    Kind(
-        name="river",
-        entity="the {N} River",
-        query_form="{n} river",
-        noun="river",
-        fillers=(
-            "{E} flows through {R} and past several small villages.",
-            "Kayakers and anglers use the river throughout the summer months.",
-            "Water quality in {E} has improved a great deal since the 1990s.",
-            "Several nature reserves line its banks, and otters and herons are often seen there.",
-            "The valley around the river is mostly farmland and mixed forest.",
-            "Boats can travel only on the lower part of the river.",
-            "A long-distance footpath follows the river for much of its course.",
-            "The river was an important trade route in the Middle Ages.",
-            "Mills and small factories once stood along its banks.",
-        ),
-        attrs=(
-            Attr(
-                "length",
-                _num(80, 2400, 1, "{:,} kilometres"),
-                ("{E} is {v} long from its source to its mouth.", "{E} runs for about {v} in total."),
-                ("how long is the {q}", "{q} length", "what is the length of the {q} in km", "length of {q}"),
-                "length",
-                ("is longer than", "is shorter than"),
-            ),
-            Attr(
-                "source",
-                _pick(("Lake {N}", "the {N} Hills", "a spring below {N} Peak", "the {N} marshes")),
-                ("{E} rises in {v}, high above {R}.", "The source of {E} is {v}."),
-                ("where does the {q} start", "source of the {q}", "where is the source of the {q}"),
-                "source",
-            ),
-            Attr(
-                "mouth",
-                _pick(("the {N} Sea", "{N} Bay", "the {N} estuary", "the Gulf of {N}")),
-                ("{E} empties into {v} near the port of {T}.", "After its long journey, {E} ends in {v}."),
-                ("where does the {q} end", "what does the {q} flow into", "{q} mouth"),
-                "mouth",
-            ),
-            Attr(
-                "depth",
-                _num(3, 45, 1, "{} metres"),
-                ("At its deepest point {E} is {v} deep.", "{E} reaches a maximum depth of {v}."),
-                ("how deep is the {q}", "{q} maximum depth", "what is the depth of the {q}"),
-                "depth",
-                ("is deeper than", "is shallower than"),
-            ),
-            Attr(
-                "discharge",
-                _num(40, 9000, 10, "{:,} cubic metres per second"),
-                ("{E} carries an average flow of {v}.", "The average discharge of {E} is {v}."),
-                ("what is the average discharge of the {q}", "how much water flows in the {q}", "{q} flow rate"),
-                "flow",
-                ("carries more water than", "carries less water than"),
-            ),
-            Attr(
-                "fish",
-                _pick(("brown trout", "pike", "sturgeon", "grayling", "perch", "salmon", "catfish", "eel")),
-                (
-                    "The most common fish in {E} is the {v}, which anglers catch all year.",
-                    "{E} is best known among anglers for its {v}.",
-                ),
-                ("what fish live in the {q}", "what kind of fish are in the {q}", "{q} fishing species"),
-                "fish",
-            ),
-            Attr(
-                "tributary",
-                _name_in("the {N} stream"),
-                (
-                    "The largest tributary of {E} is {v}, which joins it at {T}.",
-                    "{E} is fed mainly by {v}.",
-                ),
-                ("what is the largest tributary of the {q}", "{q} main tributary", "what river flows into the {q}"),
-                "tributaries",
-            ),
-            Attr(
-                "bridges",
-                _num(3, 60, 1, "{}"),
-                ("There are {v} bridges across {E} along its whole course.", "{v} bridges cross {E}."),
-                ("how many bridges cross the {q}", "number of bridges over the {q}"),
-                "bridges",
-                ("has more bridges than", "has fewer bridges than"),
-            ),
-            Attr(
-                "flood",
-                _pick(_MONTHS),
-                ("{E} usually floods in {v}, when the snow melts in the hills.", "Floods on {E} peak in {v}."),
-                ("when does the {q} flood", "{q} flood season", "what month does the {q} flood"),
-                "floods",
-            ),
-            Attr(
-                "dam",
-                _num(1890, 2015, 1, "{}"),
-                ("The main dam on {E} was completed in {v} and supplies power to {T}.", "{E} was dammed in {v}."),
-                ("when was the dam on the {q} built", "{q} dam year built"),
-                "dam",
-            ),
-            Attr(
-                "name",
-                _pick(("an old word for slow water", "a medieval saint", "a local word meaning silver")),
-                ("{E} takes its name from {v}.", "The name of {E} comes from {v}."),
-                ("why is it called the {q}", "{q} name meaning", "where does the name {q} come from"),
-                "name",
-            ),
-        ),
-    ),
-    Kind(
-        name="mountain",
-        entity="Mount {N}",
-        query_form="mount {n}",
-        noun="mountain",
-        fillers=(
-            "{E} rises above {R} and can be seen from far away on clear days.",
-            "Its slopes are covered in pine forest up to the tree line.",
-            "Hikers are advised to carry warm clothing even in summer.",
-            "The mountain is part of a protected national park.",
-            "Mountain goats and eagles live on its upper slopes.",
-            "A cable car runs to a viewpoint halfway up the mountain.",
-            "The weather near the summit can change within minutes.",
-            "Several mountain huts offer beds and meals to walkers.",
-            "The nearest village, {T}, is a popular base for climbers.",
-        ),
-        attrs=(
-            Attr(
-                "height",
-                _num(1200, 7800, 1, "{:,} metres"),
-                ("{E} is {v} high.", "The summit of {E} stands {v} above sea level."),
-                ("how tall is {q}", "{q} height", "what is the elevation of {q}", "how high is {q} in meters"),
-                "height",
-                ("is higher than", "is lower than"),
-            ),
-            Attr(
-                "ascent",
-                _num(1786, 1975, 1, "{}"),
-                ("{E} was first climbed in {v} by a team from {T}.", "The first ascent of {E} was made in {v}."),
-                ("when was {q} first climbed", "first ascent of {q}", "who first climbed {q} and when"),
-                "first ascent",
-            ),
-            Attr(
-                "climb",
-                _num(4, 30, 1, "{} hours"),
-                ("Climbing {E} takes about {v} for a fit walker.", "A round trip to the top of {E} takes {v}."),
-                ("how long does it take to climb {q}", "{q} hiking time", "how many hours to climb {q}"),
-                "climbing time",
-                ("takes longer to climb than", "is quicker to climb than"),
-            ),
-            Attr(
-                "season",
-                _pick(("June and July", "July and August", "late August and September", "May and June")),
-                ("The best time to climb {E} is {v}.", "Most climbers attempt {E} in {v}."),
-                ("best time to climb {q}", "when is the best season to hike {q}", "{q} climbing season"),
-                "climbing season",
-            ),
-            Attr(
-                "temperature",
-                _num(-40, 5, 1, "{} degrees Celsius"),
-                ("The average temperature at the summit of {E} is {v}.", "At the top of {E} it is about {v}."),
-                ("how cold is it on top of {q}", "{q} summit temperature", "average temperature at {q} summit"),
-                "temperature",
-                ("is warmer at the top than", "is colder at the top than"),
-            ),
-            Attr(
-                "rock",
-                _pick(("granite", "limestone", "basalt", "gneiss", "slate", "sandstone")),
-                ("{E} is made mostly of {v}.", "The rock of {E} is largely {v}, formed millions of years ago."),
-                ("what type of rock is {q} made of", "{q} geology", "what is {q} made of"),
-                "rock",
-            ),
-            Attr(
-                "glaciers",
-                _num(0, 14, 1, "{}"),
-                ("There are {v} glaciers on {E}.", "{E} still carries {v} small glaciers."),
-                ("how many glaciers are on {q}", "{q} glaciers number"),
-                "glaciers",
-                ("has more glaciers than", "has fewer glaciers than"),
-            ),
-            Attr(
-                "range",
-                _name_in("the {N} Range"),
-                ("{E} belongs to {v}.", "{E} is the best-known peak of {v}."),
-                ("what mountain range is {q} in", "{q} mountain range", "which range does {q} belong to"),
-                "range",
-            ),
-            Attr(
-                "camp",
-                _num(800, 4200, 10, "{:,} metres"),
-                ("The base camp for {E} lies at {v}.", "Climbers start {E} from a base camp at {v}."),
-                ("what is the elevation of {q} base camp", "{q} base camp height"),
-                "base camp",
-            ),
-            Attr(
-                "deaths",
-                _num(0, 120, 1, "{}"),
-                ("{v} climbers have died on {E} since records began.", "{E} has claimed {v} lives."),
-                ("how many people have died on {q}", "{q} death toll", "deaths on {q}"),
-                "accidents",
-                ("has claimed more lives than", "has claimed fewer lives than"),
-            ),
-        ),
-    ),
-    Kind(
-        name="compound",
-        entity="{N}ane",
-        query_form="{n}ane",
-        noun="compound",
-        fillers=(
-            "{E} is an organic compound produced in {R}.",
-            "It is handled in closed containers in most laboratories.",
-            "Chemists first described the compound in a short paper.",
-            "The substance is sold in several grades of purity.",
-            "Safety data sheets list it as a flammable liquid.",
-            "Industrial demand for the compound has grown in recent years.",
-            "It is usually shipped in steel drums.",
-            "Students meet the compound in introductory chemistry courses.",
-        ),
-        attrs=(
-            Attr(
-                "boiling",
-                _num(40, 390, 1, "{} degrees Celsius"),
-                ("{E} boils at {v}.", "The boiling point of {E} is {v} at normal pressure."),
-                ("what is the boiling point of {q}", "{q} boiling point", "at what temperature does {q} boil"),
-                "boiling point",
-                ("boils at a higher temperature than", "boils at a lower temperature than"),
-            ),
-            Attr(
-                "melting",
-                _num(-120, 200, 1, "{} degrees Celsius"),
-                ("{E} melts at {v}.", "The melting point of {E} is {v}."),
-                ("what is the melting point of {q}", "{q} melting point", "at what temperature does {q} melt"),
-                "melting point",
-                ("melts at a higher temperature than", "melts at a lower temperature than"),
-            ),
-            Attr(
-                "density",
-                _dec(0.6, 3.5, 2),
-                ("{E} has a density of {v} grams per cubic centimetre.", "The density of {E} is {v} g/cm3."),
-                ("what is the density of {q}", "{q} density g/cm3", "how dense is {q}"),
-                "density",
-                ("is denser than", "is less dense than"),
-            ),
-            Attr(
-                "colour",
-                _pick(("colourless", "pale yellow", "light green", "deep red", "milky white", "amber")),
-                ("{E} is a {v} liquid at room temperature.", "Pure {E} is {v}."),
-                ("what color is {q}", "{q} appearance", "is {q} colorless"),
-                "colour",
-            ),
-            Attr(
-                "use",
-                _pick(("as a solvent in paint", "to make plastics", "as a cleaning agent", "in perfumes")),
-                ("{E} is mainly used {v}.", "The main use of {E} is {v}."),
-                ("what is {q} used for", "{q} uses", "uses of {q} in industry"),
-                "uses",
-            ),
-            Attr(
-                "discovery",
-                _num(1801, 1960, 1, "{}"),
-                ("{E} was discovered in {v} by a chemist working in {T}.", "{E} was first made in {v}."),
-                ("who discovered {q}", "when was {q} discovered", "{q} discovery year"),
-                "discovery",
-            ),
-            Attr(
-                "solubility",
-                _num(1, 900, 1, "{} grams per litre"),
-                ("{E} dissolves in water up to {v}.", "The solubility of {E} in water is {v}."),
-                ("is {q} soluble in water", "{q} solubility", "how much {q} dissolves in water"),
-                "solubility",
-                ("dissolves more readily than", "dissolves less readily than"),
-            ),
-            Attr(
-                "flash",
-                _num(-30, 180, 1, "{} degrees Celsius"),
-                ("The flash point of {E} is {v}.", "{E} can catch fire above {v}, its flash point."),
-                ("what is the flash point of {q}", "{q} flash point", "is {q} flammable"),
-                "flash point",
-            ),
-            Attr(
-                "mass",
-                _dec(40, 400, 2),
-                ("{E} has a molar mass of {v} grams per mole.", "The molar mass of {E} is {v} g/mol."),
-                ("what is the molar mass of {q}", "{q} molecular weight", "{q} molar mass g/mol"),
-                "molar mass",
-                ("is heavier than", "is lighter than"),
-            ),
-            Attr(
-                "limit",
-                _num(1, 500, 1, "{} parts per million"),
-                ("Workers may be exposed to {E} up to {v} over an eight-hour shift.", "The limit is {v} for {E}."),
-                ("what is the exposure limit for {q}", "is {q} toxic", "{q} safe exposure level"),
-                "exposure limit",
-            ),
-        ),
-    ),
-    Kind(
-        name="animal",
-        entity="the {N} {K}",
-        query_form="{n} {k}",
-        noun="animal",
-        fillers=(
-            "The {N} {K} is found across {R}.",
-            "It is most active at dawn and dusk.",
-            "Researchers have studied the species for several decades.",
-            "The animal is shy and rarely seen by walkers.",
-            "Young animals stay with their mother for several months.",
-            "Its fur or feathers change colour with the seasons.",
-            "Local people have many stories about the animal.",
-            "It is one of the most photographed species in the region.",
-        ),
-        attrs=(
-            Attr(
-                "lifespan",
-                _num(2, 40, 1, "{} years"),
-                ("The {N} {K} lives for about {v} in the wild.", "The average lifespan of the {N} {K} is {v}."),
-                ("how long does a {q} live", "{q} lifespan", "average life expectancy of a {q}"),
-                "lifespan",
-                ("lives longer than", "has a shorter life than"),
-            ),
-            Attr(
-                "weight",
-                _dec(0.2, 180, 1),
-                ("An adult {N} {K} weighs around {v} kilograms.", "The {N} {K} weighs {v} kg on average."),
-                ("how much does a {q} weigh", "{q} weight kg", "average weight of a {q}"),
-                "weight",
-                ("is heavier than", "is lighter than"),
-            ),
-            Attr(
-                "diet",
-                _pick(("insects and worms", "seeds and berries", "small fish", "grass and leaves", "mice")),
-                ("The {N} {K} feeds mainly on {v}.", "The diet of the {N} {K} consists largely of {v}."),
-                ("what does a {q} eat", "{q} diet", "what do {q}s eat in the wild"),
-                "diet",
-            ),
-            Attr(
-                "habitat",
-                _pick(("wet meadows", "old pine forest", "rocky coasts", "river banks", "dry grassland")),
-                ("The {N} {K} lives in {v}.", "The natural habitat of the {N} {K} is {v}."),
-                ("where does the {q} live", "{q} habitat", "what habitat does a {q} need"),
-                "habitat",
-            ),
-            Attr(
-                "gestation",
-                _num(12, 300, 1, "{} days"),
-                ("Young {N} {K}s are born after about {v}.", "The breeding cycle of the {N} {K} lasts {v}."),
-                ("how long is a {q} pregnant", "{q} gestation period", "{q} incubation time"),
-                "breeding cycle",
-                ("breeds more slowly than", "breeds faster than"),
-            ),
-            Attr(
-                "speed",
-                _num(5, 90, 1, "{} kilometres per hour"),
-                ("The {N} {K} can reach {v} when it flees.", "The top speed of the {N} {K} is {v}."),
-                ("how fast can a {q} run", "{q} top speed", "{q} speed km/h"),
-                "speed",
-                ("is faster than", "is slower than"),
-            ),
-            Attr(
-                "population",
-                _num(200, 90000, 10, "{:,}"),
-                ("About {v} {N} {K}s live in the wild today.", "The wild population of the {N} {K} is {v}."),
-                ("how many {q}s are left", "{q} population", "how many {q}s are there in the world"),
-                "numbers",
-                ("is more numerous than", "is rarer than"),
-            ),
-            Attr(
-                "predators",
-                _pick(("foxes and owls", "eagles", "wolves", "large snakes", "lynx and martens")),
-                ("The main predators of the {N} {K} are {v}.", "The {N} {K} is hunted by {v}."),
-                ("what eats the {q}", "{q} predators", "what animals hunt the {q}"),
-                "predators",
-            ),
-            Attr(
-                "status",
-                _pick(("least concern", "near threatened", "vulnerable", "endangered")),
-                ("The {N} {K} is listed as {v}.", "Conservationists class the {N} {K} as {v}."),
-                ("is the {q} endangered", "{q} conservation status"),
-                "protection",
-            ),
-            Attr(
-                "length",
-                _num(8, 250, 1, "{} centimetres"),
-                ("An adult {N} {K} is about {v} long.", "The {N} {K} grows to a length of {v}."),
-                ("how big is a {q}", "{q} size", "how long is a {q} in cm"),
-                "size",
-                ("is bigger than", "is smaller than"),
-            ),
-        ),
-    ),
-    Kind(
-        name="town",
-        entity="{N}",
-        query_form="{n}",
-        noun="town",
-        fillers=(
-            "{E} is a market town in {R}.",
-            "The old town has narrow streets and a covered market.",
-            "Tourists come for the museums and the walks nearby.",
-            "A weekly farmers' market is held on the main square.",
-            "The town has a railway station with regular trains.",
-            "Many residents commute to larger cities nearby.",
-            "The local football club plays in the regional league.",
-            "Several festivals take place in the town each year.",
-        ),
-        attrs=(
-            Attr(
-                "population",
-                _num(800, 250000, 10, "{:,}"),
-                ("{E} has a population of {v}.", "About {v} people live in {E}."),
-                ("what is the population of {q}", "{q} population", "how many people live in {q}"),
-                "population",
-                ("is larger than", "is smaller than"),
-            ),
-            Attr(
-                "founded",
-                _num(850, 1900, 1, "{}"),
-                ("{E} was founded in {v}.", "The town of {E} dates from {v}, when it received its charter."),
-                ("when was {q} founded", "how old is {q}", "{q} founded year"),
-                "history",
-                ("is younger than", "is older than"),
-            ),
-            Attr(
-                "elevation",
-                _num(2, 2100, 1, "{:,} metres"),
-                ("{E} lies at an elevation of {v}.", "{E} sits {v} above sea level."),
-                ("what is the elevation of {q}", "{q} altitude", "how high above sea level is {q}"),
-                "altitude",
-                ("lies higher than", "lies lower than"),
-            ),
-            Attr(
-                "july",
-                _num(9, 34, 1, "{} degrees Celsius"),
-                ("In July the average temperature in {E} is {v}.", "Summers in {E} average {v}."),
-                ("what is the weather like in {q} in summer", "{q} july temperature", "how hot is {q} in summer"),
-                "summer weather",
-                ("is warmer than", "is cooler than"),
-            ),
-            Attr(
-                "rainfall",
-                _num(300, 2400, 10, "{:,} millimetres"),
-                ("{E} gets {v} of rain a year.", "Annual rainfall in {E} is about {v}."),
-                ("how much rain does {q} get", "{q} annual rainfall", "does it rain a lot in {q}"),
-                "rainfall",
-                ("is wetter than", "is drier than"),
-            ),
-            Attr(
-                "industry",
-                _pick(("fishing", "wool weaving", "brewing", "furniture making", "tourism", "paper milling")),
-                ("The main industry of {E} is {v}.", "Most jobs in {E} depend on {v}."),
-                ("what is {q} known for", "{q} main industry", "what do people in {q} do for work"),
-                "industry",
-            ),
-            Attr(
-                "landmark",
-                _name_in("the {N} Tower"),
-                ("The best-known landmark in {E} is {v}.", "Visitors to {E} come to see {v}."),
-                ("what to see in {q}", "{q} famous landmark", "things to do in {q}"),
-                "sights",
-            ),
-            Attr(
-                "distance",
-                _num(12, 640, 1, "{} kilometres"),
-                ("{E} is {v} from the capital.", "The capital lies {v} away from {E}."),
-                ("how far is {q} from the capital", "{q} distance to capital", "how many km from capital to {q}"),
-                "distance",
-                ("is farther from the capital than", "is closer to the capital than"),
-            ),
-            Attr(
-                "area",
-                _dec(3, 180, 1),
-                ("{E} covers an area of {v} square kilometres.", "The area of {E} is {v} km2."),
-                ("how big is {q}", "{q} area sq km", "what is the area of {q}"),
-                "area",
-                ("covers more ground than", "covers less ground than"),
-            ),
-            Attr(
-                "zip",
-                _num(10000, 99999, 1, "{}"),
-                ("The postal code of {E} is {v}.", "Letters to {E} use the postcode {v}."),
-                ("what is the zip code for {q}", "{q} postal code"),
-                "postcode",
-            ),
-        ),
-    ),
-    Kind(
-        name="dish",
-        entity="{N} {K}",
-        query_form="{n} {k}",
-        noun="dish",
-        fillers=(
-            "{E} is a traditional dish from {R}.",
-            "Recipes differ from one family to the next.",
-            "It is often made in large batches and shared.",
-            "Cookbooks from the region give many versions of it.",
-            "Restaurants in the area serve it all year round.",
-            "It keeps well and tastes better the next day, many say.",
-            "Home cooks often add their own spices.",
-            "The dish became popular far beyond the region in the last century.",
-        ),
-        attrs=(
-            Attr(
-                "calories",
-                _num(120, 1100, 10, "{}"),
-                ("One serving of {E} has about {v} calories.", "A portion of {E} contains {v} kilocalories."),
-                ("how many calories in {q}", "{q} calories per serving", "is {q} healthy"),
-                "calories",
-                ("has more calories than", "has fewer calories than"),
-            ),
-            Attr(
-                "cooktime",
-                _num(15, 300, 5, "{} minutes"),
-                ("{E} takes about {v} to cook.", "Cooking {E} properly takes {v}."),
-                ("how long does it take to cook {q}", "{q} cooking time", "how long to bake {q}"),
-                "cooking time",
-                ("takes longer to cook than", "is quicker to cook than"),
-            ),
-            Attr(
-                "ingredients",
-                _pick(("lamb and barley", "potatoes and leeks", "smoked fish and cream", "lentils and onions")),
-                ("The main ingredients of {E} are {v}.", "{E} is made with {v}."),
-                ("what is in {q}", "{q} ingredients", "what is {q} made of"),
-                "ingredients",
-            ),
-            Attr(
-                "origin",
-                _pick(_REGIONS),
-                ("{E} comes originally from {v}.", "{E} was first cooked in {v}."),
-                ("where does {q} come from", "{q} origin", "what country is {q} from"),
-                "origin",
-            ),
-            Attr(
-                "oven",
-                _num(140, 240, 5, "{} degrees Celsius"),
-                ("{E} is baked at {v}.", "Set the oven to {v} for {E}."),
-                ("what temperature to cook {q}", "{q} oven temperature"),
-                "oven temperature",
-            ),
-            Attr(
-                "served",
-                _pick(("rye bread", "pickled cabbage", "boiled potatoes", "a glass of cider", "fresh herbs")),
-                ("{E} is usually served with {v}.", "People eat {E} with {v}."),
-                ("what to serve with {q}", "what goes with {q}", "{q} side dish"),
-                "side dishes",
-            ),
-            Attr(
-                "shelf",
-                _num(1, 10, 1, "{} days"),
-                ("{E} keeps in the fridge for {v}.", "Cooked {E} can be stored for {v}."),
-                ("how long does {q} last in the fridge", "{q} shelf life", "can you freeze {q}"),
-                "storage",
-                ("keeps longer than", "spoils sooner than"),
-            ),
-            Attr(
-                "occasion",
-                _pick(("weddings", "the harvest festival", "New Year", "Sunday lunch", "midsummer")),
-                ("{E} is traditionally eaten at {v}.", "Families prepare {E} for {v}."),
-                ("when is {q} eaten", "{q} tradition", "what holiday is {q} served"),
-                "tradition",
-            ),
-            Attr(
-                "protein",
-                _num(2, 60, 1, "{} grams"),
-                ("A serving of {E} contains {v} of protein.", "{E} provides {v} of protein per portion."),
-                ("how much protein is in {q}", "{q} protein per serving"),
-                "protein",
-                ("has more protein than", "has less protein than"),
-            ),
-            Attr(
-                "price",
-                _dec(2, 30, 2),
-                ("A plate of {E} costs about {v} euros in restaurants.", "{E} sells for {v} euros a portion."),
-                ("how much does {q} cost", "{q} price", "{q} price per plate"),
-                "price",
-                ("costs more than", "costs less than"),
-            ),
-        ),
-    ),
-)
-_ANIMAL_KINDS = ("fox", "finch", "lizard", "deer", "owl", "frog", "hare", "seal", "beetle", "stork")
-_DISH_KINDS = ("stew", "pie", "bread", "soup", "cake", "dumplings", "pudding", "pasty")
+@dataclass(frozen=True)
+class Templates:
+    """Everything the generator writes with: invented-name parts, regions, filler sentences and entity kinds."""
+
+    prefixes: tuple
+    suffixes: tuple
+    regions: tuple
+    generic_fillers: tuple
+    sources_say: tuple
+    kinds: tuple
+
+
+def _attr(spec: dict, where: str) -> Attr:
+    (kind, args), *more = spec["value"].items()
+    if more or kind not in VALUE_KINDS:
+        raise ValueError(f"{where}: value must be one of {sorted(VALUE_KINDS)} (a single key), got {spec['value']}")
+    compare = tuple(spec["compare"]) if "compare" in spec else None
+    return Attr(spec["key"], VALUE_KINDS[kind](args), tuple(spec["facts"]), tuple(spec["queries"]), spec["word"],
+                compare)  # fmt: skip
+
+
+def _kind(spec: dict, where: str) -> Kind:
+    attrs = tuple(_attr(a, f"{where}, attribute {a.get('key', i)!r}") for i, a in enumerate(spec["attrs"]))
+    return Kind(spec["name"], spec["entity"], spec["query_form"], spec["noun"], tuple(spec["fillers"]), attrs,
+                tuple(spec.get("subkinds", ())))  # fmt: skip
+
+
+def parse_templates(text: str, source: str = TEMPLATES_FILE) -> Templates:
+    """Templates from the JSON text of a template file; ValueError naming ``source``, the line or the kind."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    try:
+        kinds = tuple(_kind(k, f"{source}: kind {k.get('name', i)!r}") for i, k in enumerate(raw["kinds"]))
+        return Templates(tuple(raw["prefixes"].split()), tuple(raw["suffixes"].split()), tuple(raw["regions"]),
+                         tuple(raw["generic_fillers"]), tuple(raw["sources_say"]), kinds)  # fmt: skip
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"{source}: missing or malformed entry ({type(exc).__name__}: {exc}); expected the layout "
+                         "of ftstudy/data/synthetic_templates.json") from None  # fmt: skip
+
+
+@functools.cache
+def load_templates() -> Templates:
+    """The templates shipped with the package (read once per process through importlib.resources)."""
+    resource = importlib.resources.files("ftstudy") / "data" / TEMPLATES_FILE
+    return parse_templates(resource.read_text(encoding="utf-8"), str(resource))
+
+
+def _make_name(rng) -> str:
+    tpl = load_templates()
+    return (rng.choice(tpl.prefixes) + rng.choice(tpl.suffixes)).capitalize()
 
 
 # ---- data model ------------------------------------------------------------------------------------------
@@ -789,25 +236,22 @@ def _sentence(s: str) -> str:
 def _make_entities(rng: random.Random, n_topics: int) -> list[Entity]:
     used: set[str] = set()
     entities = []
-    kinds = list(_KINDS)
+    tpl = load_templates()
+    kinds = list(tpl.kinds)
     # Entities of one kind share name stems in small families (Tarnel River, Tarvan River ...), so that a
     # sibling's passage about the same attribute is a near duplicate of the answer.
     n_of_kind = [len(range(k, n_topics, len(kinds))) for k in range(len(kinds))]
-    stems = [rng.sample(_PREFIXES, max(1, -(-n // NAME_FAMILY))) for n in n_of_kind]
+    stems = [rng.sample(tpl.prefixes, max(1, -(-n // NAME_FAMILY))) for n in n_of_kind]
     for i in range(n_topics):
         kind = kinds[i % len(kinds)]
         for _ in range(1000):
-            name = (rng.choice(stems[i % len(kinds)]) + rng.choice(_SUFFIXES)).capitalize()
+            name = (rng.choice(stems[i % len(kinds)]) + rng.choice(tpl.suffixes)).capitalize()
             if name not in used:
                 break
         else:  # pragma: no cover - 840 names, at most n_topics drawn
             raise ValueError(f"synthetic.n_topics={n_topics}: ran out of distinct invented names")
         used.add(name)
-        sub = ""
-        if kind.name == "animal":
-            sub = rng.choice(_ANIMAL_KINDS)
-        elif kind.name == "dish":
-            sub = rng.choice(_DISH_KINDS)
+        sub = rng.choice(kind.subkinds) if kind.subkinds else ""
         label = kind.entity.format(N=name, K=sub)
         query = kind.query_form.format(n=name.lower(), k=sub)
         ent = Entity(kind=kind, name=name, label=label, query=query, subkind=sub)
@@ -837,16 +281,18 @@ def _fill(rng, words: int, pool: list[str], sentences: list[str], target: tuple,
 
 
 def _fillers(rng, ent: Entity, town: str, generic: bool = False) -> list[str]:
-    region = rng.choice(_REGIONS)
+    tpl = load_templates()
+    region = rng.choice(tpl.regions)
     own = [_sentence(_fmt(f, ent, R=region, T=town)) for f in ent.kind.fillers]
-    return own + [_sentence(f.format(T=town, R=region)) for f in _GENERIC_FILLERS] if generic else own
+    return own + [_sentence(f.format(T=town, R=region)) for f in tpl.generic_fillers] if generic else own
 
 
 def _answer_passage(rng, ent: Entity, attr: Attr, siblings: list[Entity]) -> str:
     town = _make_name(rng) + rng.choice(("ton", "by", "ford", "wick"))
     num, value = ent.values[attr.key]
-    fact = _fmt(rng.choice(attr.facts), ent, v=value, T=town, R=rng.choice(_REGIONS))
-    lead = rng.choice(_SOURCES_SAY)
+    tpl = load_templates()
+    fact = _fmt(rng.choice(attr.facts), ent, v=value, T=town, R=rng.choice(tpl.regions))
+    lead = rng.choice(tpl.sources_say)
     if lead and not (fact.startswith(ent.label) and ent.label[0].isupper()):
         fact = fact[0].lower() + fact[1:]
     sentences = [_sentence(f"{lead} {fact}")]
@@ -893,8 +339,8 @@ def _near_miss_passage(rng, ent: Entity, focus: Attr, siblings: list[Entity]) ->
     style = rng.randrange(4)
     if style == 0:
         first = (
-            f"{ent.label} is {article} {ent.kind.noun} in {rng.choice(_REGIONS)}. This overview of {ent.label} "
-            f"describes its {w}, {a1.word} and {a2.word} in general terms."
+            f"{ent.label} is {article} {ent.kind.noun} in {rng.choice(load_templates().regions)}. This overview of "
+            f"{ent.label} describes its {w}, {a1.word} and {a2.word} in general terms."
         )
     elif style == 1:
         first = (
@@ -930,37 +376,19 @@ def _clean(text: str) -> str:
 
 
 # ---- the data set ----------------------------------------------------------------------------------------
-def generate(
-    seed: int,
-    n_topics: int = 60,
-    passages_per_topic: int = 16,
-    n_train_queries: int = 300,
-    n_dev_queries: int = 200,
-    triples_per_query: int = 4,
-    negative_pool: int = 20,
-) -> SyntheticDataset:
-    """Build the data set; the same arguments give the same data set, byte for byte.
+def _check_sizes(**sizes: int) -> None:
+    lows = {"n_topics": 2, "passages_per_topic": 2, "n_train_queries": 1, "n_dev_queries": 1, "triples_per_query": 1}
+    for name, val in sizes.items():
+        if not isinstance(val, int) or val < lows[name]:
+            raise ValueError(f"synthetic.{name} must be an integer >= {lows[name]}, got {val!r}")
 
-    Every query has exactly one judged positive passage (relevance 1). Train and dev queries are disjoint
-    (distinct qids and distinct texts) and, while enough answer passages exist, target distinct passages.
-    Each training query gets ``triples_per_query`` triples whose negatives are drawn from the
-    ``negative_pool`` passages that BM25 scores highest for the query, excluding its positive.
-    """
-    for name, val, low in (
-        ("n_topics", n_topics, 2),
-        ("passages_per_topic", passages_per_topic, 2),
-        ("n_train_queries", n_train_queries, 1),
-        ("n_dev_queries", n_dev_queries, 1),
-        ("triples_per_query", triples_per_query, 1),
-    ):
-        if not isinstance(val, int) or val < low:
-            raise ValueError(f"synthetic.{name} must be an integer >= {low}, got {val!r}")
-    rng = random.Random(seed)
-    entities = _make_entities(rng, n_topics)
+
+def _make_passages(rng: random.Random, entities: list[Entity], passages_per_topic: int) -> list[Passage]:
+    """``passages_per_topic`` distinct passages per entity: one answer per answered attribute (at most one per
+    attribute), the rest near misses about those attributes."""
     by_kind: dict[str, list[int]] = {}
     for i, e in enumerate(entities):
         by_kind.setdefault(e.kind.name, []).append(i)
-
     passages: list[Passage] = []
     seen_text: set[str] = set()
     for ti, ent in enumerate(entities):
@@ -980,29 +408,24 @@ def generate(
                     break
             seen_text.add(text)
             passages.append(Passage(text=text, topic=ti, attr=attr.key, role="answer" if key else "near_miss"))
+    return passages
 
-    # pids: a shuffled numbering, so that a topic's passages are not neighbours in the collection
-    order = list(range(len(passages)))
-    rng.shuffle(order)
-    pid_of = {pi: pid for pid, pi in enumerate(order)}
-    collection = sorted((pid_of[pi], p.text) for pi, p in enumerate(passages))
 
-    # queries: each answer passage can be asked for with several templates; dev first, then train
-    targets = [pi for pi, p in enumerate(passages) if p.role == "answer"]
-    rng.shuffle(targets)
-    attr_of = {(k.name, a.key): a for k in _KINDS for a in k.attrs}
-    used_q: set[str] = set()
-    n_total = n_dev_queries + n_train_queries
-    capacity = sum(len(attr_of[(entities[passages[pi].topic].kind.name, passages[pi].attr)].queries) for pi in targets)
-    if n_total > capacity:
-        raise ValueError(
-            f"synthetic: {n_total} queries requested (n_train_queries + n_dev_queries) but the "
-            f"{len(targets)} answer passages allow at most {capacity} distinct queries; raise n_topics or "
-            "passages_per_topic"
-        )
-    qids = rng.sample(range(1, 1_200_000), n_total)
+class _QueryDrawer:
+    """Draws distinct query texts for answer passages from their attribute's query templates."""
 
-    def draw(order: list[int], count: int) -> list[tuple[str, int]]:
+    def __init__(self, rng: random.Random, passages: list[Passage], entities: list[Entity]):
+        self.rng, self.passages, self.entities = rng, passages, entities
+        self.attr_of = {(k.name, a.key): a for k in load_templates().kinds for a in k.attrs}
+        self.used: set[str] = set()
+
+    def templates(self, pi: int) -> list[str]:
+        """All query texts that ask for passage ``pi`` (used or not)."""
+        p = self.passages[pi]
+        ent = self.entities[p.topic]
+        return [t.format(q=ent.query) for t in self.attr_of[(ent.kind.name, p.attr)].queries]
+
+    def draw(self, order: list[int], count: int) -> list[tuple[str, int]]:
         """Up to ``count`` new (query, passage) pairs, cycling over ``order`` with unused templates."""
         out: list[tuple[str, int]] = []
         while len(out) < count:
@@ -1010,51 +433,93 @@ def generate(
             for pi in order:
                 if len(out) == count:
                     break
-                p = passages[pi]
-                ent = entities[p.topic]
-                templates = [t.format(q=ent.query) for t in attr_of[(ent.kind.name, p.attr)].queries]
-                templates = [t for t in templates if t not in used_q]
+                templates = [t for t in self.templates(pi) if t not in self.used]
                 if templates:
-                    text = rng.choice(templates)
-                    used_q.add(text)
+                    text = self.rng.choice(templates)
+                    self.used.add(text)
                     out.append((text, pi))
             if len(out) == before:
                 break
         return out
 
-    # dev queries ask for distinct passages first; train queries use the other answer passages and reuse a
-    # dev query's passage (with another wording) only when the others are used up
-    dev = draw(targets[:n_dev_queries], n_dev_queries)
-    dev += draw(targets, n_dev_queries - len(dev))
-    train = draw(targets[n_dev_queries:], n_train_queries)
-    train += draw(targets, n_train_queries - len(train))
-    dev_queries = [(qids[i], t) for i, (t, _) in enumerate(dev)]
-    dev_qrels = [(qids[i], pid_of[pi]) for i, (_, pi) in enumerate(dev)]
-    train_queries = [(qids[n_dev_queries + i], t) for i, (t, _) in enumerate(train)]
-    train_qrels = [(qids[n_dev_queries + i], pid_of[pi]) for i, (_, pi) in enumerate(train)]
 
-    # triples: negatives from the BM25 top-`negative_pool` (same entity or shared words), never the positive
-    from ftstudy.bm25 import bm25_search, build_bm25
+def _make_queries(rng, passages: list[Passage], entities: list[Entity], n_dev: int, n_train: int):
+    """(dev, train, qids): lists of (query text, passage index) and ``n_dev + n_train`` distinct qids.
+
+    Dev queries ask for distinct passages first; train queries use the other answer passages and reuse a dev
+    query's passage (with another wording) only when the others are used up."""
+    targets = [pi for pi, p in enumerate(passages) if p.role == "answer"]
+    rng.shuffle(targets)
+    drawer = _QueryDrawer(rng, passages, entities)
+    n_total = n_dev + n_train
+    capacity = sum(len(drawer.templates(pi)) for pi in targets)
+    if n_total > capacity:
+        raise ValueError(
+            f"synthetic: {n_total} queries requested (n_train_queries + n_dev_queries) but the "
+            f"{len(targets)} answer passages allow at most {capacity} distinct queries; raise n_topics or "
+            "passages_per_topic"
+        )
+    qids = rng.sample(range(1, 1_200_000), n_total)
+    dev = drawer.draw(targets[:n_dev], n_dev)
+    dev += drawer.draw(targets, n_dev - len(dev))
+    train = drawer.draw(targets[n_dev:], n_train)
+    train += drawer.draw(targets, n_train - len(train))
+    return dev, train, qids
+
+
+def _bm25_triples(rng, passages: list[Passage], train: list[tuple[str, int]], per_query: int, pool_size: int):
+    """[(query, positive text, negative text)]: ``per_query`` negatives per training query, drawn from the BM25
+    top-``pool_size`` (Anserini's MS MARCO k1/b; same entity or shared words), never the positive."""
+    from ftstudy.bm25 import ANSERINI_B, ANSERINI_K1, bm25_search, build_bm25
 
     n = len(passages)
-    index = build_bm25([p.text for p in passages], k1=0.9, b=0.4)
-    scores, rows = bm25_search(index, [text for text, _ in train], min(n, negative_pool + 1))
+    index = build_bm25([p.text for p in passages], k1=ANSERINI_K1, b=ANSERINI_B)
+    scores, rows = bm25_search(index, [text for text, _ in train], min(n, pool_size + 1))
     triples = []
     for (text, pi), row_scores, row_ids in zip(train, scores, rows, strict=True):
-        pool = [int(j) for sc, j in zip(row_scores, row_ids, strict=True) if sc > 0 and j != pi][:negative_pool]
-        if len(pool) < triples_per_query:  # too few word matches: fall back to the same topic
+        pool = [int(j) for sc, j in zip(row_scores, row_ids, strict=True) if sc > 0 and j != pi][:pool_size]
+        if len(pool) < per_query:  # too few word matches: fall back to the same topic
             extra = [j for j in range(n) if j != pi and passages[j].topic == passages[pi].topic and j not in pool]
             pool += extra
-        for j in rng.sample(pool, min(triples_per_query, len(pool))):
+        for j in rng.sample(pool, min(per_query, len(pool))):
             triples.append((text, passages[pi].text, passages[j].text))
+    return triples
 
+
+def generate(
+    seed: int,
+    n_topics: int = 60,
+    passages_per_topic: int = 16,
+    n_train_queries: int = 300,
+    n_dev_queries: int = 200,
+    triples_per_query: int = 4,
+    negative_pool: int = 20,
+) -> SyntheticDataset:
+    """Build the data set; the same arguments give the same data set, byte for byte.
+
+    Every query has exactly one judged positive passage (relevance 1). Train and dev queries are disjoint
+    (distinct qids and distinct texts) and, while enough answer passages exist, target distinct passages.
+    Each training query gets ``triples_per_query`` triples whose negatives are drawn from the
+    ``negative_pool`` passages that BM25 scores highest for the query, excluding its positive.
+    """
+    _check_sizes(n_topics=n_topics, passages_per_topic=passages_per_topic, n_train_queries=n_train_queries,
+                 n_dev_queries=n_dev_queries, triples_per_query=triples_per_query)  # fmt: skip
+    rng = random.Random(seed)
+    entities = _make_entities(rng, n_topics)
+    passages = _make_passages(rng, entities, passages_per_topic)
+    # pids: a shuffled numbering, so that a topic's passages are not neighbours in the collection
+    order = list(range(len(passages)))
+    rng.shuffle(order)
+    pid_of = {pi: pid for pid, pi in enumerate(order)}
+    dev, train, qids = _make_queries(rng, passages, entities, n_dev_queries, n_train_queries)
+    train_qids = qids[n_dev_queries:]
     return SyntheticDataset(
-        collection=collection,
-        train_queries=train_queries,
-        train_qrels=train_qrels,
-        dev_queries=dev_queries,
-        dev_qrels=dev_qrels,
-        triples=triples,
+        collection=sorted((pid_of[pi], p.text) for pi, p in enumerate(passages)),
+        train_queries=[(q, t) for q, (t, _) in zip(train_qids, train, strict=False)],
+        train_qrels=[(q, pid_of[pi]) for q, (_, pi) in zip(train_qids, train, strict=False)],
+        dev_queries=[(q, t) for q, (t, _) in zip(qids, dev, strict=False)],
+        dev_qrels=[(q, pid_of[pi]) for q, (_, pi) in zip(qids, dev, strict=False)],
+        triples=_bm25_triples(rng, passages, train, triples_per_query, negative_pool),
         topics={pid_of[pi]: p.topic for pi, p in enumerate(passages)},
         roles={pid_of[pi]: (p.role, p.attr) for pi, p in enumerate(passages)},
         entities=[e.label for e in entities],

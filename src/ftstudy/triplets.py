@@ -12,13 +12,14 @@ import logging
 import math
 import os
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .parquet_meta import with_provenance
 from .tsv import TSVError, iter_lines, parse_triple
 
 log = logging.getLogger(__name__)
@@ -72,19 +73,34 @@ def sample_triplets(
     seed: int,
     row_group_size: int = 50_000,
     progress: bool = True,
+    warn: Callable[[str], None] | None = None,
 ) -> dict:
     """Write a seeded uniform sample of ``n`` lines of ``tsv`` to ``out`` (query, positive, negative).
 
-    Returns ``{"n_lines", "n_sampled", "took_all", "seed"}``. Text is kept byte for byte.
+    Where the file has no more than ``n`` lines every line is taken, and that is warned through ``warn``
+    (default ``log.warning``; the workflow's script also prints it on the terminal). Returns
+    ``{"n_requested", "n_lines", "n_sampled", "took_all", "seed", "source"}``; ``out`` records the same dict as
+    its provenance (:func:`ftstudy.parquet_meta.read_provenance`). Text is kept byte for byte.
     """
     rng = random.Random(seed)
     sample, n_lines = reservoir_sample(_validated_lines(tsv, progress), n, rng)
     took_all = n >= n_lines
     if took_all:
-        log.warning("%s has %d lines, not more than the %d requested: taking every line", tsv, n_lines, n)
+        (warn or log.warning)(
+            f"{tsv} has {n_lines} lines, not more than the {n} requested (triplets.random.n): "
+            f"taking every line, so training sees {n_lines} triplets"
+        )
     else:
         log.info("%s: sampled %d of %d lines (seed %d)", tsv, len(sample), n_lines, seed)
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, TRIPLETS_SCHEMA) as writer:
+    stats = {
+        "n_requested": n,
+        "n_lines": n_lines,
+        "n_sampled": len(sample),
+        "took_all": took_all,
+        "seed": seed,
+        "source": str(tsv),
+    }
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, with_provenance(TRIPLETS_SCHEMA, stats)) as writer:
         for start in range(0, len(sample), row_group_size):
             cols: tuple[list[str], list[str], list[str]] = ([], [], [])
             for idx, line in sample[start : start + row_group_size]:
@@ -94,5 +110,5 @@ def sample_triplets(
                     raise TSVError(tsv, idx + 1, "invalid UTF-8") from exc
                 for col, f in zip(cols, fields, strict=True):
                     col.append(f)
-            writer.write_table(pa.table(list(cols), schema=TRIPLETS_SCHEMA))
-    return {"n_lines": n_lines, "n_sampled": len(sample), "took_all": took_all, "seed": seed}
+            writer.write_table(pa.table(list(cols), schema=writer.schema))
+    return stats
