@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+
 def _triplet(metric: str, margin_key: str) -> Callable[[Any, dict], Any]:
     """Builder of ``TripletLoss`` with distance ``metric`` (a ``TripletDistanceMetric`` attribute) and the margin
     read from ``training[margin_key]``."""
