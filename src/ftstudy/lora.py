@@ -52,13 +52,6 @@ def apply_lora(model, lora: dict, seed: int):
     return peft_model
 
 
-def is_lora(model) -> bool:
-    """True if the SentenceTransformer's transformer is wrapped by peft."""
-    from peft import PeftModel
-
-    return isinstance(transformer_of(model), PeftModel)
-
-
 def save_adapter(model, path) -> None:
     """Save the peft adapter (``adapter_config.json`` + ``adapter_model.safetensors``) into ``path``."""
     transformer_of(model).save_pretrained(str(path))
