@@ -4,6 +4,7 @@ the real base model (MRR@10 inside [0.3, 0.8]; hard negatives closer to the quer
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -84,6 +85,23 @@ def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
         assert a[name] != c[name], f"{name} does not depend on the seed"
 
 
+# config/test.yaml's data set as generated before the templates moved out of synthetic.py into the package data
+# file (commit 8e78fb1). A deliberate change to the templates, the generator or bm25s/PyStemmer updates these.
+PINNED_TEST_DIGESTS = {
+    "collection.tsv": "5ae81aeac7bf65a7be03ec3b0757f66c3e8e7bbdb4f1a9e11d52405cb9c54f83",
+    "queries.train.tsv": "8bf3344f68bd13766ff86be39d41cbb73df089f95e857167daff7b33a24ac893",
+    "qrels.train.tsv": "a693d79aae1c9f7f3414bd95b0ee4197b9b137f21a459eab3ddc126af58672be",
+    "triples.train.small.tsv": "ed8412eab8c548b9e1d29eac29607ebc02ceea004b4c5c4336426109c73d0f86",
+    "queries.dev.small.tsv": "a50a5ed303a041caa1f548b0c9d1010cd1fc459abf167a5474fb7c95fd4efc24",
+    "qrels.dev.small.tsv": "b5a73cb35485a7dc2945081f6967b17686a005ee7b9be9940841ee1f285dc6a1",
+}
+
+
+def test_test_config_bytes_are_pinned(tmp_path):
+    assert (SEED, TEST_SIZES["n_topics"], TEST_SIZES["n_dev_queries"]) == (20261126, 12, 32), "test.yaml changed"
+    assert _digests(_write(tmp_path, SEED, TEST_SIZES)) == PINNED_TEST_DIGESTS
+
+
 def test_generation_does_not_touch_global_random_state():
     import random
 
@@ -147,6 +165,70 @@ def test_bad_sizes_are_rejected():
         generate(SEED, n_topics=1)
     with pytest.raises(ValueError, match="queries requested"):
         generate(SEED, n_topics=2, passages_per_topic=4, n_train_queries=500, n_dev_queries=10)
+
+
+def test_generator_bm25_is_the_baselines_default():
+    """The triples' negatives come from BM25 with ftstudy.bm25's Anserini k1/b: the schema's bm25 defaults."""
+    from ftstudy import bm25
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]["bm25"]["properties"]
+    assert (props["k1"]["default"], props["b"]["default"]) == (bm25.ANSERINI_K1, bm25.ANSERINI_B) == (0.9, 0.4)
+    assert "k1=0.9" not in (REPO / "src/ftstudy/synthetic.py").read_text()
+
+
+# ---- the templates: a package data file --------------------------------------------------------------------------
+def test_templates_are_read_from_the_package_data_file():
+    raw = json.loads((REPO / "src/ftstudy/data/synthetic_templates.json").read_text(encoding="utf-8"))
+    tpl = synthetic.load_templates()
+    assert [k.name for k in tpl.kinds] == [k["name"] for k in raw["kinds"]]
+    assert len(tpl.kinds) == 6 and sum(len(k.attrs) for k in tpl.kinds) == sum(len(k["attrs"]) for k in raw["kinds"])
+    assert tpl.prefixes == tuple(raw["prefixes"].split()) and len(tpl.prefixes) == 42
+    river = tpl.kinds[0]
+    assert river.attrs[0].queries[0] == raw["kinds"][0]["attrs"][0]["queries"][0] == "how long is the {q}"
+    ds = generate(SEED, **TEST_SIZES)
+    assert any(e.startswith("the ") and e.endswith(" River") for e in ds.entities)  # the file's entity pattern
+
+
+def test_a_regular_install_ships_the_templates(tmp_path):
+    """A wheel (not the editable install) contains the data file, and the installed package generates from it."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "checkout"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    shutil.copytree(REPO / "src", src / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", tmp_path / "whl", src], check=True)
+    (wheel,) = (tmp_path / "whl").glob("ftstudy-*.whl")
+    assert "ftstudy/data/synthetic_templates.json" in zipfile.ZipFile(wheel).namelist()
+    target = tmp_path / "site"
+    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", target, wheel], check=True)
+    code = (
+        f"import ftstudy.synthetic as s; assert s.__file__.startswith({str(target)!r}), s.__file__; "
+        f"print(len(s.generate({SEED}, **{TEST_SIZES!r}).collection))"
+    )
+    # -S: no site-packages (so not the editable install); the installed copy alone, bm25s from the venv's path
+    env = {"PYTHONPATH": f"{target}:{':'.join(p for p in sys.path if 'site-packages' in p)}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert int(out.stdout) == TEST_SIZES["n_topics"] * TEST_SIZES["passages_per_topic"]
+
+
+def test_bad_template_file_names_file_line_and_entry(tmp_path):
+    good = (REPO / "src/ftstudy/data/synthetic_templates.json").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match=r"mine.json:3: not valid JSON"):
+        synthetic.parse_templates('{\n "prefixes": "a b",\n oops\n}', "mine.json")
+    bad = json.loads(good)
+    bad["kinds"][1]["attrs"][0]["value"] = {"gaussian": [0, 1]}
+    with pytest.raises(ValueError, match=r"mine.json: kind 'mountain', attribute 'height': value must be one of"):
+        synthetic.parse_templates(json.dumps(bad), "mine.json")
+    del bad["kinds"]
+    with pytest.raises(ValueError, match=r"mine.json: missing or malformed entry.*kinds"):
+        synthetic.parse_templates(json.dumps(bad), "mine.json")
 
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch):
