@@ -8,6 +8,7 @@ from collections import Counter
 
 import pyarrow.parquet as pq
 
+from ftstudy.parquet_meta import read_provenance
 from ftstudy.triplets import reservoir_sample, sample_triplets
 
 
@@ -30,7 +31,15 @@ def test_sample_is_seeded_distinct_and_in_file_order(tmp_path):
     sample_triplets(tmp_path / "t.tsv", tmp_path / "b.parquet", n=100, seed=7, progress=False)
     sample_triplets(tmp_path / "t.tsv", tmp_path / "c.parquet", n=100, seed=8, progress=False)
     ra, rb, rc = _rows(tmp_path / "a.parquet"), _rows(tmp_path / "b.parquet"), _rows(tmp_path / "c.parquet")
-    assert a == {"n_lines": 1000, "n_sampled": 100, "took_all": False, "seed": 7}
+    assert a == {
+        "n_requested": 100,
+        "n_lines": 1000,
+        "n_sampled": 100,
+        "took_all": False,
+        "seed": 7,
+        "source": str(tmp_path / "t.tsv"),
+    }
+    assert read_provenance(tmp_path / "a.parquet") == a
     assert ra == rb and ra != rc
     assert len(set(ra)) == 100 and set(ra) <= set(lines)
     positions = [lines.index(r) for r in ra]
@@ -44,7 +53,20 @@ def test_n_larger_than_file_takes_every_line_and_says_so(tmp_path, caplog):
     stats = sample_triplets(tmp_path / "t.tsv", tmp_path / "all.parquet", n=1000, seed=1, progress=False)
     assert stats["took_all"] and stats["n_sampled"] == 37
     assert _rows(tmp_path / "all.parquet") == lines
-    assert any("taking every line" in r.message and "37 lines" in r.message for r in caplog.records)
+    warned = [r.message for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "has 37 lines, not more than the 1000 requested" in warned[0]
+    # the shortfall is recorded in the output itself
+    prov = read_provenance(tmp_path / "all.parquet")
+    assert (prov["n_requested"], prov["n_lines"], prov["n_sampled"], prov["took_all"]) == (1000, 37, 37, True)
+
+
+def test_the_warning_goes_to_the_given_callback_only_when_the_file_is_short(tmp_path):
+    _triples_file(tmp_path / "t.tsv", 20)
+    seen: list[str] = []
+    sample_triplets(tmp_path / "t.tsv", tmp_path / "a.parquet", n=19, seed=1, progress=False, warn=seen.append)
+    assert seen == [] and read_provenance(tmp_path / "a.parquet")["took_all"] is False
+    sample_triplets(tmp_path / "t.tsv", tmp_path / "b.parquet", n=20, seed=1, progress=False, warn=seen.append)
+    assert len(seen) == 1 and "has 20 lines, not more than the 20 requested" in seen[0]
 
 
 def test_reservoir_is_uniform():

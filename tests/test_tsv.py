@@ -12,9 +12,6 @@ from ftstudy.prepare import prepare_collection, prepare_eval_set, prepare_train
 from ftstudy.triplets import sample_triplets
 from ftstudy.tsv import IdSet, TSVError, iter_id_text, iter_qrels, iter_triples
 
-MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "mini-msmarco"
-HEAD100 = MINI / "triples.train.small.head100.tsv"
-
 
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
@@ -189,21 +186,21 @@ def test_bad_triples(tmp_path, case):
     _assert_nothing_written(out_dir)
 
 
-@pytest.mark.skipif(not HEAD100.is_file(), reason=f"shared MS MARCO slice not present at {HEAD100}")
-def test_head100_loads_to_100_rows_byte_for_byte(tmp_path):
-    raw_lines = HEAD100.read_bytes().split(b"\n")
+def test_head100_loads_to_100_rows_byte_for_byte(tmp_path, mini_msmarco):
+    head100 = mini_msmarco / "triples.train.small.head100.tsv"
+    raw_lines = head100.read_bytes().split(b"\n")
     assert raw_lines[-1] == b""
     expected = [tuple(f.decode("utf-8") for f in line.split(b"\t")) for line in raw_lines[:-1]]
-    parsed = [t[1:] for t in iter_triples(HEAD100, progress=False)]
+    parsed = [t[1:] for t in iter_triples(head100, progress=False)]
     assert len(parsed) == 100 and parsed == expected
     out = tmp_path / "random.parquet"
-    stats = sample_triplets(HEAD100, out, n=1000, seed=42, progress=False)
-    assert stats == {"n_lines": 100, "n_sampled": 100, "took_all": True, "seed": 42}
+    stats = sample_triplets(head100, out, n=1000, seed=42, progress=False)
+    assert (stats["n_lines"], stats["n_sampled"], stats["took_all"], stats["seed"]) == (100, 100, True, 42)
     table = pq.read_table(out)
     rows = list(zip(*(table.column(c).to_pylist() for c in ("query", "positive", "negative")), strict=True))
     assert rows == expected  # every line, file order, unchanged text
     # Re-encoding the parquet text gives back the file's bytes exactly (damaged characters included).
-    assert b"".join(b"\t".join(s.encode() for s in r) + b"\n" for r in rows) == HEAD100.read_bytes()
+    assert b"".join(b"\t".join(s.encode() for s in r) + b"\n" for r in rows) == head100.read_bytes()
     assert any("â" in q + p + n for q, p, n in rows)  # the real encoding damage is there, untouched
 
 

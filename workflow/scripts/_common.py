@@ -9,6 +9,7 @@ Usage at the top of a script (Snakemake puts this folder on sys.path)::
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import logging
@@ -73,6 +74,21 @@ def setup(smk, name: str | None = None, preload: Sequence[str] = ()) -> logging.
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     return logging.getLogger(name or smk.rule)
+
+
+def warn_user(log: logging.Logger, msg: str) -> None:
+    """A warning the user must see: into the rule's log (``log.warning``) and, as one line, on the terminal
+    that started Snakemake (``sys.__stderr__``: :func:`setup` sends ``sys.stderr`` to the log)."""
+    log.warning(msg)
+    terminal = sys.__stderr__
+    if terminal is not None and terminal is not sys.stderr:
+        terminal.write(f"WARNING ({log.name}): {' '.join(msg.split())}\n")
+        terminal.flush()
+
+
+def user_warnings(log: logging.Logger):
+    """:func:`warn_user` bound to ``log``: the ``warn`` callback that ftstudy's data functions take."""
+    return functools.partial(warn_user, log)
 
 
 def import_frozen(modules: Sequence[str]) -> None:

@@ -1,6 +1,6 @@
 """An eval set's queries + qrels -> its judged queries and their qrels (parquet); dropped count in the log."""
 
-from _common import setup
+from _common import setup, user_warnings
 
 log = setup(snakemake)  # noqa: F821
 
@@ -14,5 +14,6 @@ stats = prepare_eval_set(
     min_relevance=snakemake.params.min_relevance,  # noqa: F821
     collection=snakemake.input.collection,  # noqa: F821
     name=snakemake.wildcards.eval_set,  # noqa: F821
+    warn=user_warnings(log),
 )
 log.info("%s", stats)

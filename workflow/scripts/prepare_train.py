@@ -1,7 +1,7 @@
 """queries.train.tsv + qrels.train.tsv -> queries.train.parquet, qrels.train.parquet (checked against the
-collection: qrels naming missing passages are counted in a warning)."""
+collection: qrels naming missing passages are warned on the terminal and counted in both outputs' provenance)."""
 
-from _common import setup
+from _common import setup, user_warnings
 
 log = setup(snakemake)  # noqa: F821
 
@@ -13,5 +13,6 @@ stats = prepare_train(
     snakemake.output.queries,  # noqa: F821
     snakemake.output.qrels,  # noqa: F821
     collection=snakemake.input.collection,  # noqa: F821
+    warn=user_warnings(log),
 )
 log.info("%s", stats)

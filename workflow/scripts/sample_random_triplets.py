@@ -1,6 +1,6 @@
 """triples.train.small.tsv -> results/triplets/random.parquet: a seeded sample of triplets.random.n lines."""
 
-from _common import setup
+from _common import setup, user_warnings
 
 log = setup(snakemake)  # noqa: F821
 
@@ -11,5 +11,6 @@ stats = sample_triplets(
     snakemake.output.parquet,  # noqa: F821
     n=snakemake.params.n,  # noqa: F821
     seed=snakemake.params.seed,  # noqa: F821
+    warn=user_warnings(log),
 )
 log.info("%s", stats)
