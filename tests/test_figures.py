@@ -1,4 +1,5 @@
-"""Figures render non-empty PNG and PDF files; the report rules run on fake upstream outputs (workflow test)."""
+"""Figures: their content read from the matplotlib Figure (panels, titles, points, legends), PNG and PDF saved;
+the report rules and the HTML report run on fake upstream outputs (workflow test)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import struct
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,25 +28,69 @@ def _assert_pdf(path: Path):
     assert data[:5] == b"%PDF-" and len(data) > 2_000, f"{path} is not a non-empty PDF"
 
 
-def test_umap_grid(tmp_path):
+def _legend_labels(legend) -> list[str]:
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def _visible(fig) -> list:
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def test_save_writes_png_and_pdf_and_closes(tmp_path):
+    fig = figures.rank_histogram(np.arange(51, 201), (51, 200))
+    figures.save(fig, tmp_path / "r.png", tmp_path / "r.pdf")
+    _assert_png(tmp_path / "r.png")
+    _assert_pdf(tmp_path / "r.pdf")
+    assert not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pdf", "r.png"]  # no temporary leftovers
+
+
+def test_umap_grid_one_panel_per_model_with_every_pair():
     rng = np.random.default_rng(0)
-    coords = {m: rng.normal(size=(40, 2)) for m in ("base", "full_random", "lora_hard", "full_hard")}
-    figures.umap_grid(coords, 20, tmp_path / "u.png", tmp_path / "u.pdf")
-    _assert_png(tmp_path / "u.png")
-    _assert_pdf(tmp_path / "u.pdf")
+    models = ("base", "full_random", "lora_hard", "full_hard")
+    coords = {m: rng.normal(size=(40, 2)) for m in models}
+    fig = figures.umap_grid(coords, 20, title="dev pairs")
+    panels = _visible(fig)
+    assert len(fig.axes) == 6 and [ax.get_title() for ax in panels] == list(models)  # 2 x 3 grid, 2 hidden
+    for ax, model in zip(panels, models, strict=True):
+        queries, passages = ax.collections
+        np.testing.assert_array_equal(queries.get_offsets(), coords[model][:20])
+        np.testing.assert_array_equal(passages.get_offsets(), coords[model][20:])
+        assert ax.get_xlim() == panels[0].get_xlim()  # one frame shared by every panel
+    assert _legend_labels(fig.legends[0]) == ["query", "positive passage"]
+    assert fig.get_suptitle() == "dev pairs"
+    plt.close(fig)
 
 
-def test_training_loss(tmp_path):
-    steps = np.arange(0, 500, 5)
+def _ema(x: np.ndarray, span: int) -> np.ndarray:
+    """Bias-corrected EMA written out: y_t = sum_i w^(t-i) x_i / sum_i w^(t-i), w = 1 - 2 / (span + 1)."""
+    w = 1 - 2 / (span + 1)
+    return np.array(
+        [np.dot(w ** np.arange(t, -1, -1), x[: t + 1]) / np.sum(w ** np.arange(t + 1)) for t in range(len(x))]
+    )
+
+
+def test_training_loss_one_panel_per_loss_raw_and_smoothed():
+    steps = np.arange(0, 500, 5)  # 100 points: smoothing span max(5, 100 // 10) = 10
     logs = {
-        m: pd.DataFrame({"step": steps, "loss": np.exp(-steps / 200) + 0.05 * np.sin(steps)})
-        for m in ("full_random", "full_random_seed43", "lora_hard")
+        m: pd.DataFrame({"step": steps, "loss": np.exp(-steps / 200) + 0.05 * np.sin(steps + i)})
+        for i, m in enumerate(("full_random", "full_random_seed43", "lora_hard"))
     }
     groups = {"full_random": "full_random", "full_random_seed43": "full_random", "lora_hard": "lora_hard"}
     losses = {"full_random": "triplet_cosine", "full_random_seed43": "triplet_cosine", "lora_hard": "mnrl"}
-    figures.training_loss(logs, groups, tmp_path / "l.png", tmp_path / "l.pdf", losses=losses)
-    _assert_png(tmp_path / "l.png")
-    _assert_pdf(tmp_path / "l.pdf")
+    fig = figures.training_loss(logs, groups, losses=losses)
+    triplet, mnrl = fig.axes
+    assert triplet.get_ylabel() == "training loss (triplet_cosine)" and mnrl.get_ylabel() == "training loss (mnrl)"
+    assert len(triplet.lines) == 4 and len(mnrl.lines) == 2  # raw + smoothed per model
+    raw, smoothed = mnrl.lines
+    np.testing.assert_array_equal(raw.get_xdata(), steps)
+    np.testing.assert_allclose(raw.get_ydata(), logs["lora_hard"]["loss"])
+    np.testing.assert_allclose(smoothed.get_ydata(), _ema(logs["lora_hard"]["loss"].to_numpy(), 10), rtol=1e-12)
+    assert triplet.lines[1].get_color() == triplet.lines[3].get_color()  # seeds of a variant share its colour
+    assert triplet.lines[3].get_linestyle() == "--"
+    assert _legend_labels(triplet.get_legend()) == ["full_random", "raw", "smoothed (EMA)", "further seeds"]
+    assert _legend_labels(mnrl.get_legend()) == ["lora_hard", "raw", "smoothed (EMA)"]
+    plt.close(fig)
 
 
 def test_smoothing_is_an_ema():
@@ -55,33 +101,72 @@ def test_smoothing_is_an_ema():
     assert np.all(np.diff(s) < 0)
 
 
-def test_mrr_ci_and_rank_histogram(tmp_path):
+def test_mrr_ci_one_panel_per_eval_set_with_intervals_and_paper_values():
+    models = ["base", "full_random", "bm25"]
     df = pd.DataFrame(
         {
-            "model": ["base", "full_random", "bm25"],
-            "eval_set": "dev",
-            "mean": [0.3, 0.26, 0.18],
-            "ci_low": [0.28, 0.24, 0.16],
-            "ci_high": [0.32, 0.28, 0.2],
-            "paper": [0.3026, 0.2619, np.nan],
+            "model": models * 2,
+            "eval_set": ["dev"] * 3 + ["graded"] * 3,
+            "mean": [0.3, 0.26, 0.18, 0.5, 0.45, np.nan],
+            "ci_low": [0.28, 0.24, 0.16, 0.46, 0.41, np.nan],
+            "ci_high": [0.32, 0.28, 0.2, 0.54, 0.49, np.nan],
+            "paper": [0.3026, 0.2619, np.nan, np.nan, np.nan, np.nan],
         }
     )
-    figures.mrr_ci(df, tmp_path / "m.png", tmp_path / "m.pdf")
-    _assert_png(tmp_path / "m.png")
-    _assert_pdf(tmp_path / "m.pdf")
+    fig = figures.mrr_ci(df)
+    dev, graded = fig.axes
+    assert [dev.get_xlabel(), graded.get_xlabel()] == ["MRR@10 on dev", "MRR@10 on graded"]
+    assert [t.get_text() for t in dev.get_yticklabels()] == models
+    assert len(dev.containers) == 3 and len(graded.containers) == 2  # no interval where a model has no value
+    for ax, sub in ((dev, df[:3]), (graded, df[3:5])):
+        for bars, (_, row) in zip(ax.containers, sub.iterrows(), strict=True):
+            point, _, (segment,) = bars.lines
+            assert point.get_xdata()[0] == pytest.approx(row["mean"])
+            np.testing.assert_allclose(segment.get_segments()[0][:, 0], [row["ci_low"], row["ci_high"]])
+    paper = dev.collections[-1].get_offsets()
+    np.testing.assert_allclose(paper[:2], [[0.3026, 0], [0.2619, 1]])  # x = the paper's value, y = the model's row
+    assert "paper" not in [c.get_label() for c in graded.collections]  # no paper value on that set
+    assert sorted(_legend_labels(fig.legends[0])) == ["ours (95% bootstrap CI)", "paper"]  # once each
+    plt.close(fig)
+
+
+def test_rank_histogram_counts_every_drawn_rank_and_shades_the_range():
     ranks = np.random.default_rng(1).integers(51, 201, 1000)
-    figures.rank_histogram(ranks, (51, 200), tmp_path / "r.png", tmp_path / "r.pdf")
-    _assert_png(tmp_path / "r.png")
-    _assert_pdf(tmp_path / "r.pdf")
+    fig = figures.rank_histogram(ranks, (51, 200))
+    (ax,) = fig.axes
+    bars = ax.containers[0].patches
+    heights = np.array([b.get_height() for b in bars])
+    assert heights.sum() == len(ranks)
+    assert {b.get_width() for b in bars} == {2.0}  # 150 ranks -> bins 2 ranks wide (at most 100 bins)
+    for b in bars[::7]:
+        assert b.get_height() == np.sum((ranks >= b.get_x()) & (ranks < b.get_x() + b.get_width()))
+    assert sorted(_legend_labels(ax.get_legend())) == ["configured rank range 51-200", "drawn negatives (n = 1,000)"]
+    (span,) = [p for p in ax.patches if p.get_label() == "configured rank range 51-200"]
+    assert (span.get_x(), span.get_x() + span.get_width()) == (50.5, 200.5)  # ranks 51..200 inclusive
+    plt.close(fig)
 
 
-def test_ranks_from_stats_reads_several_shapes():
-    expected = [51, 51, 60]
-    assert sorted(figures.ranks_from_stats({"rank_histogram": {"51": 2, "60": 1}})) == expected
-    assert sorted(figures.ranks_from_stats({"neg_rank_hist": [[51, 2], [60, 1]]})) == expected
-    assert sorted(figures.ranks_from_stats({"histogram": {"ranks": [51, 60], "counts": [2, 1]}})) == expected
-    with pytest.raises(ValueError, match="stats.json.*no rank histogram"):
-        figures.ranks_from_stats({"n_triplets": 3}, "stats.json")
+def test_ranks_from_stats_reads_what_mining_writes():
+    drawn = np.array([60, 51, 51, 199, 60, 51])
+    ranks, counts = np.unique(drawn, return_counts=True)  # hard_stats.json's drawn_rank_histogram
+    stats = {"triplets": 6, "drawn_rank_histogram": {"ranks": ranks.tolist(), "counts": counts.tolist()}}
+    np.testing.assert_array_equal(figures.ranks_from_stats(stats), np.sort(drawn))
+    assert figures.ranks_from_stats({"drawn_rank_histogram": {"ranks": [], "counts": []}}).size == 0
+
+
+@pytest.mark.parametrize(
+    "stats",
+    [
+        {"triplets": 3},
+        {"rank_histogram": {"51": 2, "60": 1}},  # formats nothing writes
+        {"drawn_rank_histogram": [[51, 2], [60, 1]]},
+        {"drawn_rank_histogram": {"ranks": [51, 60], "counts": [2]}},
+        {"drawn_rank_histogram": {"ranks": [51.5], "counts": [2]}},
+    ],
+)
+def test_ranks_from_stats_names_the_file_and_the_expected_shape(stats):
+    with pytest.raises(ValueError, match=r'stats.json: .*expected \{"drawn_rank_histogram": \{"ranks"'):
+        figures.ranks_from_stats(stats, "stats.json")
 
 
 def test_read_train_log_names_the_file(tmp_path):
@@ -191,7 +276,11 @@ def fake_upstream(root: Path, n_queries: int = 32, n_pairs: int = 24, dim: int =
     pd.DataFrame(
         {"query": "q", "positive": "p", "negative": "n", "qid": 1, "pos_pid": 2, "neg_pid": 3, "neg_rank": neg_rank}
     ).to_parquet(res / "triplets/hard.parquet")
-    _json(res / "triplets/hard_stats.json", {"n_triplets": 96})
+    ranks, counts = np.unique(neg_rank, return_counts=True)
+    _json(
+        res / "triplets/hard_stats.json",
+        {"triplets": 96, "drawn_rank_histogram": {"ranks": ranks.tolist(), "counts": counts.tolist()}},
+    )
     # the pairs and their embeddings (what sample_pairs / encode_pairs write): clustered, model-dependent noise
     (res / "analysis/pairs").mkdir(parents=True)
     pairs = pd.DataFrame({"qid": qids[:n_pairs], "pid": qids[:n_pairs] * 10, "rand_pid": qids[:n_pairs] * 10 + 1})

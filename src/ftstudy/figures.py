@@ -1,4 +1,5 @@
-"""The study's figures (seaborn / matplotlib, Agg backend), each saved as PNG and PDF.
+"""The study's figures (seaborn / matplotlib, Agg backend). Each function returns the matplotlib Figure (so tests
+can read its panels, titles, points and legends); :func:`save` writes it as PNG and PDF and closes it.
 
 * :func:`umap_grid` -- Fig. 1: one panel per model, queries and positive passages in two colours, coordinates
   from :func:`ftstudy.geometry.aligned_umap` (one frame shared by every panel).
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from ftstudy.atomic import atomic_path  # noqa: E402
 
@@ -30,7 +32,7 @@ def _theme() -> None:
     sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
 
 
-def save(fig, png_path, pdf_path, dpi: int = 150) -> None:
+def save(fig: Figure, png_path, pdf_path, dpi: int = 150) -> None:
     """Save ``fig`` as PNG and PDF (atomically) and close it."""
     for path, kw in ((png_path, {"dpi": dpi}), (pdf_path, {})):
         with atomic_path(path) as tmp:
@@ -44,7 +46,7 @@ def _grid(n: int, max_cols: int = 3) -> tuple[int, int]:
 
 
 # ---- Fig. 1 ------------------------------------------------------------------------------------------------------
-def umap_grid(coords: Mapping[str, np.ndarray], n_pairs: int, png_path, pdf_path, title: str = "") -> None:
+def umap_grid(coords: Mapping[str, np.ndarray], n_pairs: int, title: str = "") -> Figure:
     """One panel per model. ``coords``: model -> (2 n_pairs, 2), rows 0..n-1 the queries, n..2n-1 their positives
     (same rows in every model; the panels share axes limits because AlignedUMAP put them in one frame)."""
     _theme()
@@ -69,7 +71,7 @@ def umap_grid(coords: Mapping[str, np.ndarray], n_pairs: int, png_path, pdf_path
     if title:
         fig.suptitle(title, y=1.05)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    save(fig, png_path, pdf_path)
+    return fig
 
 
 # ---- Fig. 2 ------------------------------------------------------------------------------------------------------
@@ -89,9 +91,9 @@ def read_train_log(path) -> pd.DataFrame:
 
 
 def training_loss(
-    logs: Mapping[str, pd.DataFrame], groups: Mapping[str, str], png_path, pdf_path, span: int | None = None,
+    logs: Mapping[str, pd.DataFrame], groups: Mapping[str, str], span: int | None = None,
     losses: Mapping[str, str] | None = None,
-) -> None:  # fmt: skip
+) -> Figure:  # fmt: skip
     """Loss against optimiser step. ``logs``: model id -> train log; ``groups``: model id -> variant (one colour
     per variant, one panel per loss function because their scales differ). Raw values are thin and faint, the
     EMA-smoothed curve (span = ``span`` or 1/20 of the points) is thick; seeds of a variant share its colour."""
@@ -128,11 +130,11 @@ def training_loss(
             labels += ["further seeds"]
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     fig.tight_layout()
-    save(fig, png_path, pdf_path)
+    return fig
 
 
 # ---- MRR@10 with CIs ---------------------------------------------------------------------------------------------
-def mrr_ci(df: pd.DataFrame, png_path, pdf_path, measure: str = "MRR@10") -> None:
+def mrr_ci(df: pd.DataFrame, measure: str = "MRR@10") -> Figure:
     """Point-and-interval plot. ``df``: columns model, eval_set, mean, ci_low, ci_high, paper (NaN where the
     paper has no value). One panel per eval set; models on the y axis."""
     _theme()
@@ -162,11 +164,11 @@ def mrr_ci(df: pd.DataFrame, png_path, pdf_path, measure: str = "MRR@10") -> Non
             handles.setdefault(lab, h)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), frameon=False)
-    save(fig, png_path, pdf_path)
+    return fig
 
 
 # ---- hard-negative ranks -----------------------------------------------------------------------------------------
-def rank_histogram(ranks: np.ndarray, rank_range: tuple[int, int] | None, png_path, pdf_path) -> None:
+def rank_histogram(ranks: np.ndarray, rank_range: tuple[int, int] | None) -> Figure:
     """Histogram of the original (1-based) ranks of the mined negatives, one bin per rank up to 100 ranks wide,
     with the configured ``rank_range`` shaded."""
     _theme()
@@ -185,28 +187,22 @@ def rank_histogram(ranks: np.ndarray, rank_range: tuple[int, int] | None, png_pa
     ax.set_ylim(0, ax.get_ylim()[1] * 1.2)
     ax.legend(loc="upper center", ncol=2, fontsize="small", framealpha=0.9)
     fig.tight_layout()
-    save(fig, png_path, pdf_path)
+    return fig
+
+
+HISTOGRAM_KEY = "drawn_rank_histogram"  # hard_stats.json's exact rank counts (ftstudy mining's summary)
 
 
 def ranks_from_stats(stats: Mapping, source: str = "hard_stats.json") -> np.ndarray:
-    """The drawn ranks as an array, rebuilt from a mining-statistics histogram.
-
-    Accepts ``{"rank_histogram": {rank: count}}`` (any key containing ``hist``), a list of ``[rank, count]``
-    pairs, or ``{"ranks": [...], "counts": [...]}``; raises ValueError naming ``source`` otherwise.
-    """
-    keys = [k for k in stats if "hist" in str(k).lower()]
-    for key in keys:
-        hist = stats[key]
-        if isinstance(hist, Mapping) and {"ranks", "counts"} <= set(hist):
-            r, c = hist["ranks"], hist["counts"]
-        elif isinstance(hist, Mapping):
-            r, c = list(hist.keys()), list(hist.values())
-        elif isinstance(hist, list) and all(isinstance(x, list | tuple) and len(x) == 2 for x in hist):
-            r, c = [x[0] for x in hist], [x[1] for x in hist]
-        else:
-            continue
-        try:
-            return np.repeat(np.asarray(r, dtype=float).astype(np.int64), np.asarray(c, dtype=np.int64))
-        except (TypeError, ValueError):
-            continue
-    raise ValueError(f"{source}: no rank histogram found (expected e.g. {{'rank_histogram': {{rank: count}}}})")
+    """The drawn ranks (int64, ascending, one entry per triplet) rebuilt from hard_stats.json's exact histogram
+    ``{"drawn_rank_histogram": {"ranks": [r, ...], "counts": [n, ...]}}``; ValueError naming ``source`` otherwise."""
+    hist = stats.get(HISTOGRAM_KEY)
+    expected = f'expected {{"{HISTOGRAM_KEY}": {{"ranks": [...], "counts": [...]}}}} of equal length'
+    if not isinstance(hist, Mapping) or not {"ranks", "counts"} <= set(hist):
+        raise ValueError(f"{source}: no rank histogram; {expected}")
+    ranks, counts = np.asarray(hist["ranks"]), np.asarray(hist["counts"])
+    integers = all(a.ndim == 1 and (a.size == 0 or np.issubdtype(a.dtype, np.integer)) for a in (ranks, counts))
+    if not integers or ranks.shape != counts.shape or (counts < 0).any():
+        raise ValueError(f"{source}: {HISTOGRAM_KEY} has ranks {hist['ranks']!r:.60} and counts "
+                         f"{hist['counts']!r:.60}; {expected}, integers, counts >= 0")  # fmt: skip
+    return np.repeat(ranks.astype(np.int64), counts.astype(np.int64))

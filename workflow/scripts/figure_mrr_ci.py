@@ -7,7 +7,7 @@ log = setup(snakemake)  # noqa: F821
 import pandas as pd  # noqa: E402
 
 from ftstudy import paper  # noqa: E402
-from ftstudy.figures import mrr_ci  # noqa: E402
+from ftstudy.figures import mrr_ci, save  # noqa: E402
 from ftstudy.significance import mean_ci, read_per_query  # noqa: E402
 from ftstudy.tables import group_of  # noqa: E402
 
@@ -26,4 +26,4 @@ for (model, eval_set), path in zip(smk.params.metric_keys, smk.input.per_query, 
 df = pd.DataFrame(rows)
 df["paper"] = pd.to_numeric(df["paper"])
 log.info("\n%s", df.to_string())
-mrr_ci(df, smk.output.png, smk.output.pdf)
+save(mrr_ci(df), smk.output.png, smk.output.pdf)

@@ -4,7 +4,7 @@ from _common import setup
 
 log = setup(snakemake)  # noqa: F821
 
-from ftstudy.figures import read_train_log, training_loss  # noqa: E402
+from ftstudy.figures import read_train_log, save, training_loss  # noqa: E402
 from ftstudy.tables import read_json  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -14,4 +14,4 @@ for model, log_path, summary in zip(smk.params.models, smk.input.logs, smk.input
     groups[model] = smk.params.trained[model]["variant"]
     cfg = read_json(summary).get("config") or {}
     losses[model] = (cfg.get("variant") or cfg).get("loss", "") if isinstance(cfg, dict) else ""
-training_loss(logs, groups, smk.output.png, smk.output.pdf, losses=losses)
+save(training_loss(logs, groups, losses=losses), smk.output.png, smk.output.pdf)

@@ -8,7 +8,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ftstudy.atomic import write_parquet  # noqa: E402
-from ftstudy.figures import umap_grid  # noqa: E402
+from ftstudy.figures import save, umap_grid  # noqa: E402
 from ftstudy.geometry import aligned_umap  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -25,4 +25,4 @@ frames = [
     for m, c in zip(smk.params.models, coords, strict=True)
 ]  # fmt: skip
 write_parquet(pd.concat(frames, ignore_index=True), smk.output.coords)
-umap_grid(dict(zip(smk.params.models, coords, strict=True)), n_pairs, smk.output.png, smk.output.pdf)
+save(umap_grid(dict(zip(smk.params.models, coords, strict=True)), n_pairs), smk.output.png, smk.output.pdf)
