@@ -5,9 +5,11 @@
 
 Texts: the first --n passages of --collection (default: the shared mini MS MARCO slice, real passages).
 Baseline: ``model.encode(texts, batch_size, normalize_embeddings=True)`` in fp32 (the library's default
-precision). Ours: ``ftstudy.encode.encode_texts_dtype`` (what encode_corpus runs per chunk): token-length-sorted
-batches, inference_mode, autocast at --dtype. Prints medians and the ratio baseline / ours (> 1: ours faster),
-and the largest cosine gap between the two outputs.
+precision). Two contenders, interleaved with it in the same process: ``ftstudy.encode.encode_texts_dtype`` with
+the sorted path (token-length-sorted fixed-size batches, inference_mode, autocast at --dtype) and
+``ftstudy.fast_encode.PipelinedEncoder`` (background tokenisation, token-budget batches). Prints medians, the ratio
+baseline / each (> 1: faster than the library) and the largest cosine gap to the library's output.
+ftstudy.encode.PIPELINED_BY_DEVICE records which path the workflow takes per device, from this benchmark.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ftstudy.encode import encode_texts_dtype  # noqa: E402
+from ftstudy.fast_encode import PipelinedEncoder  # noqa: E402
 from ftstudy.models import load_model, resolve_model  # noqa: E402
 
 
@@ -36,6 +39,7 @@ def main():
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--max-tokens", type=int, default=65536, help="PipelinedEncoder's padded tokens per batch")
     args = ap.parse_args()
 
     import pandas as pd
@@ -51,24 +55,34 @@ def main():
         f"{len(texts)} passages, batch {args.batch_size}, device {model.device}, dtype {args.dtype}, "
         f"torch threads {torch.get_num_threads()}"
     )
-    encode_texts_dtype(model, texts[:64], batch_size=args.batch_size, dtype=args.dtype)  # warm-up
-    model.encode(texts[:64], batch_size=args.batch_size)
-    base_t, ours_t = [], []
-    for _ in range(args.repeats):  # interleaved, so both see the same machine load
-        t0 = time.perf_counter()
-        ref = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-        if model.device.type == "cuda":
-            torch.cuda.synchronize()
-        t1 = time.perf_counter()
-        got = encode_texts_dtype(model, texts, batch_size=args.batch_size, dtype=args.dtype)
-        t2 = time.perf_counter()
-        base_t.append(t1 - t0)
-        ours_t.append(t2 - t1)
-    b, o = statistics.median(base_t), statistics.median(ours_t)
-    cos = (np.asarray(ref, np.float32) * got).sum(1)
-    print(f"SentenceTransformer.encode median {b:8.3f} s  ({len(texts) / b:8.1f} passages/s)  runs {base_t}")
-    print(f"ftstudy encode             median {o:8.3f} s  ({len(texts) / o:8.1f} passages/s)  runs {ours_t}")
-    print(f"ratio {b / o:.3f}x   min cosine(ours, library) {cos.min():.6f}")
+    dtype = "fp32" if args.dtype == "auto" and model.device.type == "cpu" else args.dtype
+    dtype = "bf16" if dtype == "auto" else dtype
+    pipe = PipelinedEncoder(load_model(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), device=args.device),
+                            dtype=dtype, max_tokens=args.max_tokens, max_batch=args.batch_size)  # fmt: skip
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    runs = {
+        "library": lambda: model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True),
+        "sorted": lambda: encode_texts_dtype(
+            model, texts, batch_size=args.batch_size, dtype=args.dtype, pipelined=False
+        ),  # fmt: skip
+        "pipelined": lambda: pipe.encode(texts),
+    }
+    for fn in runs.values():  # warm-up
+        fn()
+    times, out = {k: [] for k in runs}, {}
+    for _ in range(args.repeats):  # interleaved, so all see the same machine load
+        for name, fn in runs.items():
+            sync()
+            t0 = time.perf_counter()
+            out[name] = np.asarray(fn(), dtype=np.float32)
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["library"])
+    for name in runs:
+        t = statistics.median(times[name])
+        cos = (out["library"] * out[name]).sum(1).min()
+        print(f"{name:10s} median {t:8.3f} s ({len(texts) / t:8.1f} passages/s)  ratio {base / t:5.3f}x  "
+              f"min cosine vs library {cos:.6f}  runs {[round(x, 3) for x in times[name]]}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ftstudy import encode as E
 from ftstudy.encode import encode_corpus, encode_texts, encode_texts_dtype, load_embeddings
 
 
@@ -66,14 +67,61 @@ def test_corpus_encoding_resumes_from_last_chunk(base_model, passages, tmp_path)
     assert meta["chunks_reused"] == 2 and meta["chunks_encoded"] == 2
     assert not partial.exists()  # partial state deleted on success
     vec, got_ids, meta_file = load_embeddings(out)
-    assert vec.dtype == np.float16 and vec.shape == (20, 384) and isinstance(vec, np.memmap)
+    assert vec.dtype == np.float32 and vec.shape == (20, 384) and isinstance(vec, np.memmap)  # float32 by default
     np.testing.assert_array_equal(got_ids, ids)
-    np.testing.assert_allclose(np.asarray(vec, dtype=np.float32), np.asarray(ref, dtype=np.float32), atol=1e-3)
-    np.testing.assert_allclose(np.linalg.norm(vec.astype(np.float32), axis=1), 1.0, atol=2e-3)
+    np.testing.assert_array_equal(vec, ref)  # resumed == uninterrupted, bit for bit
     assert json.loads((out / "meta.json").read_text())["n"] == 20 == meta_file["n"]
-    # the stored vectors are the fp32 library embeddings rounded to fp16
     lib = base_model.encode(texts[:5], normalize_embeddings=True, convert_to_numpy=True)
-    np.testing.assert_allclose(vec[:5].astype(np.float32), lib, atol=1e-3)
+    np.testing.assert_allclose(vec[:5], lib, atol=2e-5)  # the library's fp32 embeddings
+
+
+def test_float16_store_is_the_float32_vectors_rounded(base_model, passages, tmp_path):
+    texts, ids = passages.text.tolist()[:8], passages.pid.to_numpy()[:8]
+    kw = {"chunk_size": 3, "batch_size": 4, "dtype": "fp32", "show_progress": False}
+    encode_corpus(base_model, texts, ids, tmp_path / "f32", tmp_path / "p" / "a", **kw)
+    meta = encode_corpus(base_model, texts, ids, tmp_path / "f16", tmp_path / "p" / "b", store_dtype="float16", **kw)
+    v32, _, _ = load_embeddings(tmp_path / "f32")
+    v16, _, _ = load_embeddings(tmp_path / "f16")
+    assert v16.dtype == np.float16 and meta["dtype"] == "float16"
+    np.testing.assert_array_equal(v16, np.asarray(v32).astype(np.float16))
+    assert (tmp_path / "f16" / "vectors.npy").stat().st_size < 0.6 * (tmp_path / "f32" / "vectors.npy").stat().st_size
+    with pytest.raises(ValueError, match="store_dtype 'int8'"):
+        encode_corpus(base_model, texts, ids, tmp_path / "x", tmp_path / "p" / "c", store_dtype="int8", **kw)
+
+
+def test_execution_knobs_change_vectors_at_rounding_level_only(base_model, passages, tmp_path):
+    """chunk_size, batch_size and max_tokens rerun nothing, so they may change fp32 vectors by at most 1e-6."""
+    texts, ids = passages.text.tolist(), passages.pid.to_numpy()
+    runs = []
+    for i, (chunk, batch, pipelined) in enumerate(((20, 64, False), (7, 3, False), (5, 2, True), (20, 64, True))):
+        kw = {"chunk_size": chunk, "batch_size": batch, "dtype": "fp32", "show_progress": False, "max_tokens": 96}
+        if pipelined:
+            monkey = pytest.MonkeyPatch()
+            monkey.setitem(E.PIPELINED_BY_DEVICE, "cpu", (True, "test"))
+        encode_corpus(base_model, texts, ids, tmp_path / f"o{i}", tmp_path / "p" / str(i), **kw)
+        if pipelined:
+            monkey.undo()
+        runs.append(np.asarray(load_embeddings(tmp_path / f"o{i}")[0]))
+    for r in runs[1:]:
+        assert np.abs(r - runs[0]).max() <= 1e-6
+
+
+def test_pipelined_encoder_matches_the_library(base_model, passages):
+    """The fast path gives the library's vectors (fp32 tolerance) and the same top-k over a corpus."""
+    from ftstudy.fast_encode import PipelinedEncoder, budget_batches
+    from ftstudy.search import exact_search
+
+    texts = passages.text.tolist()
+    ref = base_model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    got = PipelinedEncoder(base_model, "cpu", "fp32", max_tokens=128, max_batch=4, chunk=7).encode(texts)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, atol=2e-5)
+    queries = ["what is a passage about", "how many people live there", "definition of a word"]
+    qv = base_model.encode(queries, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_array_equal(exact_search(qv, got, 10)[1], exact_search(qv, ref, 10)[1])
+    lengths = np.array([5, 50, 20, 50, 1])
+    batches = budget_batches(lengths, max_tokens=100, max_batch=3)
+    assert [b.tolist() for b in batches] == [[1, 3], [2, 0, 4]]  # longest first; 50x2 <= 100, 20x3 <= 100
 
 
 def test_ids_length_mismatch_is_an_error(base_model, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ftstudy import search as S
-from ftstudy.index import build_index, effective_nlist, read_index, write_index
+from ftstudy.index import build_index, effective_nlist, read_index, set_search_params, write_index
 
 
 def _unit(rng, n, d):
@@ -63,7 +63,7 @@ def test_float16_corpus_and_ties(data):
 def test_flat_index_file_matches(tmp_path, data):
     q, c = data
     path = tmp_path / "x" / "main.faiss"
-    write_index(build_index(c.astype(np.float16), "flat"), path)
+    write_index(build_index(c.astype(np.float16), {"type": "flat"}), path)
     assert not [p for p in path.parent.iterdir() if p.name != "main.faiss"]  # no temp file left
     index = read_index(path)
     ref = brute_force(q, c.astype(np.float16).astype(np.float32), 50)
@@ -75,11 +75,11 @@ def test_ivf_all_lists_is_exact_and_hnsw_recall(caplog, data):
     q, c = data
     ref = brute_force(q, c, 10)
     with caplog.at_level("INFO"):
-        ivf = build_index(c, "ivf", nlist=1000, nprobe=1000)
+        ivf = set_search_params(build_index(c, {"type": "ivf", "nlist": 1000, "seed": 0}), nprobe=1000)
     assert effective_nlist(1000, len(c)) == len(c) // 39 == ivf.nlist
     assert "capped" in caplog.text
     assert_same_topk(*S.search(q, None, 10, backend="faiss", index=ivf, device="cpu"), *ref)
-    hnsw = build_index(c, "hnsw", hnsw_m=16, ef_construction=100, ef_search=200)
+    hnsw = set_search_params(build_index(c, {"type": "hnsw", "hnsw_m": 16, "ef_construction": 100}), ef_search=200)
     _, i = S.search(q, None, 10, backend="faiss", index=hnsw, device="cpu")
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(i, ref[1], strict=True)])
     assert recall > 0.9

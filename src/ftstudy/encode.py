@@ -4,12 +4,15 @@ Output is always L2-normalised, so inner product equals cosine similarity whatev
 
 - :func:`encode_texts` encodes a list of texts in memory (queries, small corpora): float32 (n, d).
 - :func:`encode_corpus` encodes a whole collection in resumable chunks and writes the contract's embedding folder
-  (``vectors.npy`` float16 (n, d), ``ids.npy`` int64, ``meta.json``). A killed job restarts from its last finished
-  chunk: chunk files live in a caller-given partial folder (``results/.partial/...``) and are deleted on success.
+  (``vectors.npy`` float32 (n, d) by default, float16 with ``store_dtype``; ``ids.npy`` int64; ``meta.json``). A
+  killed job restarts from its last finished chunk: chunk files live in a caller-given partial folder
+  (``results/.partial/...``, :mod:`ftstudy.partial`) and are deleted on success.
 
-Speed: batches are sorted by *token* length (tighter padding than the library's character-length sort), the
-forward pass runs under ``torch.inference_mode`` with no per-item Python work, and on a GPU it runs in bf16/fp16
-autocast (``dtype``); on CPU it runs in fp32. The autocast path is exercised on CPU too (``dtype="bf16"``).
+Two encoding paths compute the same vectors: the sorted path (batches sorted by *token* length, fixed size, the
+model's own ``preprocess``/forward under ``torch.inference_mode``, bf16/fp16 autocast when ``dtype`` asks) and the
+pipelined path (:class:`ftstudy.fast_encode.PipelinedEncoder`: background tokenisation, token-budget batches).
+:data:`PIPELINED_BY_DEVICE` records which one the workflow takes for fp32 encoding on each device, and the
+measurement behind it; reduced-precision encoding takes the sorted (autocast) path.
 """
 
 from __future__ import annotations
@@ -24,10 +27,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ftstudy.atomic import atomic_dir, atomic_path, write_json
+from ftstudy.atomic import atomic_dir, atomic_path
 
 LOG = logging.getLogger(__name__)
 DTYPES = ("auto", "fp32", "bf16", "fp16")
+STORE_DTYPES = ("float32", "float16")
+# device type -> (use the pipelined encoder for fp32 encoding, the measurement that decided it; docs/retrieval.md)
+PIPELINED_BY_DEVICE = {
+    "cpu": (False, "bench/bench_encode.py, 2-core build machine: pending"),
+    "cuda": (False, "not measured on a GPU yet (bench/gpu_throughput.py, the GPU issue decides)"),
+}
+
+
+def use_pipelined(device: str, dtype: str) -> bool:
+    """Whether :func:`encode_texts_dtype` takes the pipelined path for ``dtype`` (resolved) on ``device``."""
+    return dtype == "fp32" and PIPELINED_BY_DEVICE["cuda" if str(device).startswith("cuda") else "cpu"][0]
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
@@ -109,20 +123,79 @@ def encode_texts(model, texts: Sequence[str], batch_size: int = 256, show_progre
 
 
 def encode_texts_dtype(
-    model, texts: Sequence[str], batch_size: int = 256, dtype: str = "auto", show_progress: bool = False
+    model,
+    texts: Sequence[str],
+    batch_size: int = 256,
+    dtype: str = "auto",
+    show_progress: bool = False,
+    pipelined: bool | None = None,
+    max_tokens: int = 65536,
+    desc: str = "encode",
 ) -> np.ndarray:
     """Like :func:`encode_texts`, with the compute precision ``dtype`` (auto/fp32/bf16/fp16, see resolve_dtype).
 
-    Output is float32 (n, d), rows L2-normalised, whatever the compute precision.
+    ``pipelined``: take the pipelined path (None = :func:`use_pipelined`); ``batch_size`` is then the most texts
+    per batch and ``max_tokens`` the padded tokens per batch. Output is float32 (n, d), rows L2-normalised,
+    whatever the path and compute precision.
     """
-    dim = embedding_dim(model)
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    _encode_sorted(model, list(texts), batch_size, resolve_dtype(dtype, _model_device(model)), show_progress, out)
+    device = _model_device(model)
+    compute = resolve_dtype(dtype, device)
+    if pipelined is None:
+        pipelined = use_pipelined(device, compute)
+    if pipelined and compute == "fp32":
+        from ftstudy.fast_encode import PipelinedEncoder
+
+        enc = PipelinedEncoder(model, device, "fp32", max_tokens=max_tokens, max_batch=batch_size)
+        return enc.encode(list(texts), show_progress=show_progress, desc=desc)
+    out = np.empty((len(texts), embedding_dim(model)), dtype=np.float32)
+    _encode_sorted(model, list(texts), batch_size, compute, show_progress, out, desc=desc)
     return out
 
 
 def _chunk_path(partial_dir: Path, i: int) -> Path:
     return partial_dir / f"chunk_{i:06d}.npy"
+
+
+def _chunk_bounds(i: int, chunk_size: int, n: int) -> tuple[int, int]:
+    return i * chunk_size, min(n, (i + 1) * chunk_size)
+
+
+def _encode_missing_chunks(model, texts, partial: Path, layout: dict, encode_kw: dict, on_chunk, show_progress):
+    """Encode and save (atomically, in ``layout['store_dtype']``) every chunk not yet in ``partial``; returns the
+    indices encoded now."""
+    n, chunk_size, n_chunks = layout["n"], layout["chunk_size"], layout["n_chunks"]
+    done_before = [i for i in range(n_chunks) if _chunk_path(partial, i).exists()]
+    if done_before:
+        LOG.info("resuming: %d of %d chunks already encoded in %s", len(done_before), n_chunks, partial)
+    encoded_now = []
+    for i in range(n_chunks):
+        path = _chunk_path(partial, i)
+        if path.exists():
+            continue
+        lo, hi = _chunk_bounds(i, chunk_size, n)
+        desc = f"chunk {i + 1}/{n_chunks}"
+        vec = encode_texts_dtype(model, texts[lo:hi], show_progress=show_progress, desc=desc, **encode_kw)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, vec.astype(layout["store_dtype"]))
+        encoded_now.append(i)
+        LOG.info("chunk %d/%d encoded (%d passages)", i + 1, n_chunks, hi - lo)
+        if on_chunk is not None:
+            on_chunk(i, n_chunks)
+    return encoded_now
+
+
+def _write_embedding_dir(out_dir, partial: Path, ids: np.ndarray, layout: dict, info: dict) -> None:
+    """Concatenate the chunk files into ``out_dir`` (vectors.npy, ids.npy, meta.json), atomically."""
+    n, dim, chunk_size = layout["n"], layout["dim"], layout["chunk_size"]
+    with atomic_dir(out_dir) as tmp:
+        vec = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=layout["store_dtype"], shape=(n, dim))
+        for i in range(layout["n_chunks"]):
+            lo, hi = _chunk_bounds(i, chunk_size, n)
+            vec[lo:hi] = np.load(_chunk_path(partial, i))
+        vec.flush()
+        del vec
+        np.save(tmp / "ids.npy", ids)
+        (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def encode_corpus(
@@ -137,96 +210,65 @@ def encode_corpus(
     meta: dict | None = None,
     show_progress: bool = True,
     on_chunk: Callable[[int, int], None] | None = None,
+    store_dtype: str = "float32",
+    max_tokens: int = 65536,
 ) -> dict:
     """Encode a collection in resumable chunks and write ``out_dir`` (vectors.npy, ids.npy, meta.json).
 
     texts: n passages; ids: n int64 pids (same order). Chunk ``i`` covers rows ``[i*chunk_size, (i+1)*chunk_size)``
-    and is saved (atomically, float16) as ``partial_dir/chunk_{i}.npy``; chunks already there are reused, so a
-    rerun after a kill encodes only the missing ones. ``partial_dir`` must be keyed by everything that changes
+    and is saved atomically, in ``store_dtype`` (float32 or float16), as ``partial_dir/chunk_{i}.npy``; chunks
+    already there are reused (when the folder's stamp, :func:`ftstudy.partial.open_partial`, matches this layout),
+    so a rerun after a kill encodes only the missing ones. ``partial_dir`` must be keyed by everything that changes
     the vectors (model weights, encoding settings, collection): the caller's job (see the encode_corpus script).
     ``on_chunk(i, n_chunks)`` is called after each newly encoded chunk is saved (progress hooks; tests raise
     from it to simulate a kill). On success ``out_dir`` appears atomically and ``partial_dir`` is deleted.
 
     Returns the meta dict written to meta.json (adds n, dim, dtype, chunks encoded now / reused, seconds).
     """
+    from ftstudy.partial import open_partial
+
     ids = np.asarray(ids, dtype=np.int64)
     n = len(texts)
     if ids.shape != (n,):
         raise ValueError(f"encode_corpus: {n} texts but ids has shape {ids.shape}")
     if chunk_size < 1:
         raise ValueError(f"encode_corpus: chunk_size must be >= 1, got {chunk_size}")
-    partial = Path(partial_dir)
-    partial.mkdir(parents=True, exist_ok=True)
+    if store_dtype not in STORE_DTYPES:
+        raise ValueError(f"encoding.store_dtype '{store_dtype}': expected one of {STORE_DTYPES}")
     device = _model_device(model)
     compute = resolve_dtype(dtype, device)
-    dim = embedding_dim(model)
-    n_chunks = max(1, -(-n // chunk_size))
-    state = {"n": n, "dim": dim, "chunk_size": chunk_size, "n_chunks": n_chunks}
-    state_file = partial / "state.json"
-    if state_file.exists():
-        old = json.loads(state_file.read_text())
-        if old != state:  # same key but a different layout: never mix chunks
-            LOG.warning("partial state %s does not match (%s != %s); starting over", partial, old, state)
-            shutil.rmtree(partial)
-            partial.mkdir(parents=True)
-    write_json(state_file, state)
-
+    layout = {"n": n, "dim": embedding_dim(model), "chunk_size": chunk_size, "store_dtype": store_dtype}
+    layout["n_chunks"] = max(1, -(-n // chunk_size))
+    partial = open_partial(Path(partial_dir).parent, Path(partial_dir).name, stamp=layout)
+    encode_kw = {"batch_size": batch_size, "dtype": compute, "max_tokens": max_tokens}
     t0 = time.perf_counter()
-    done_before = [i for i in range(n_chunks) if _chunk_path(partial, i).exists()]
-    if done_before:
-        LOG.info("resuming: %d of %d chunks already encoded in %s", len(done_before), n_chunks, partial)
-    encoded_now = []
-    for i in range(n_chunks):
-        path = _chunk_path(partial, i)
-        if path.exists():
-            continue
-        lo, hi = i * chunk_size, min(n, (i + 1) * chunk_size)
-        buf = np.empty((hi - lo, dim), dtype=np.float32)
-        _encode_sorted(model, texts[lo:hi], batch_size, compute, show_progress, buf, desc=f"chunk {i + 1}/{n_chunks}")
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, buf.astype(np.float16))
-        encoded_now.append(i)
-        LOG.info("chunk %d/%d encoded (%d passages)", i + 1, n_chunks, hi - lo)
-        if on_chunk is not None:
-            on_chunk(i, n_chunks)
+    encoded_now = _encode_missing_chunks(model, texts, partial, layout, encode_kw, on_chunk, show_progress)
     seconds = time.perf_counter() - t0
-
+    n_new = sum(hi - lo for lo, hi in (_chunk_bounds(i, chunk_size, n) for i in encoded_now))
     info = dict(meta or {})
     info.update(
         {
             "n": n,
-            "dim": dim,
-            "dtype": "float16",
+            "dim": layout["dim"],
+            "dtype": store_dtype,
             "normalized": True,
             "compute_dtype": compute,
+            "pipelined": use_pipelined(device, compute),
             "device": device,
-            "batch_size": batch_size,
-            "chunk_size": chunk_size,
             "chunks_encoded": len(encoded_now),
-            "chunks_reused": n_chunks - len(encoded_now),
+            "chunks_reused": layout["n_chunks"] - len(encoded_now),
             "encode_seconds": round(seconds, 3),
-            "passages_per_s_this_run": round(
-                sum(min(n, (i + 1) * chunk_size) - i * chunk_size for i in encoded_now) / seconds, 2
-            )
-            if seconds > 0 and encoded_now
-            else None,
+            "passages_per_s_this_run": round(n_new / seconds, 2) if seconds > 0 and encoded_now else None,
         }
     )
-    with atomic_dir(out_dir) as tmp:
-        vec = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=np.float16, shape=(n, dim))
-        for i in range(n_chunks):
-            lo, hi = i * chunk_size, min(n, (i + 1) * chunk_size)
-            vec[lo:hi] = np.load(_chunk_path(partial, i))
-        vec.flush()
-        del vec
-        np.save(tmp / "ids.npy", ids)
-        (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+    _write_embedding_dir(out_dir, partial, ids, layout, info)
     shutil.rmtree(partial, ignore_errors=True)
     return info
 
 
 def load_embeddings(emb_dir: str | os.PathLike, mmap: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(vectors float16 (n, d) memory-mapped, ids int64 (n,), meta) of an embedding folder; checks shapes."""
+    """(vectors (n, d) float32 or float16 as stored, memory-mapped; ids int64 (n,); meta) of an embedding folder;
+    checks shapes."""
     d = Path(emb_dir)
     vec = np.load(d / "vectors.npy", mmap_mode="r" if mmap else None)
     ids = np.load(d / "ids.npy")

@@ -34,26 +34,18 @@ def _add_chunked(index, vectors: np.ndarray, chunk: int) -> None:
         index.add(np.ascontiguousarray(vectors[s : s + chunk], dtype=np.float32))
 
 
-def build_index(
-    vectors: np.ndarray,
-    index_type: str = "flat",
-    nlist: int = 65536,
-    nprobe: int = 64,
-    hnsw_m: int = 32,
-    ef_construction: int = 200,
-    ef_search: int = 256,
-    seed: int = 42,
-    train_size: int | None = None,
-    chunk: int = 500_000,
-):
-    """Build a faiss inner-product index over ``vectors`` ((n, d), float16 memmap is fine; added in chunks).
+def build_index(vectors: np.ndarray, settings: dict, train_size: int | None = None, chunk: int = 500_000):
+    """Build a faiss inner-product index over ``vectors`` ((n, d), a float16/float32 memmap is fine; added in chunks).
 
-    flat: ``IndexFlatIP`` (exact). ivf: ``IndexIVFFlat`` with ``nlist`` lists (capped to n // 39, logged), trained
-    on at most ``train_size`` (default 256 * nlist) rows sampled with ``seed``; ``nprobe`` lists searched.
-    hnsw: ``IndexHNSWFlat`` with ``hnsw_m`` links, ``ef_construction``, ``ef_search``.
+    ``settings`` is :func:`ftstudy.config.index_build_slice`'s output (the schema holds the defaults): ``type`` flat
+    (``IndexFlatIP``, exact), ivf (``IndexIVFFlat`` with ``nlist`` lists, capped to n // 39 and logged, trained on
+    at most ``train_size`` (default 256 * nlist) rows sampled with ``seed``) or hnsw (``IndexHNSWFlat`` with
+    ``hnsw_m`` links and ``ef_construction``). Search-time settings (nprobe, ef_search) are set by
+    :func:`set_search_params` / :func:`read_index`.
     """
     import faiss
 
+    index_type = settings["type"]
     if index_type not in INDEX_TYPES:
         raise ValueError(f"retrieval.index.type '{index_type}': expected one of {INDEX_TYPES}")
     n, d = vectors.shape
@@ -62,27 +54,38 @@ def build_index(
     if index_type == "flat":
         index = faiss.IndexFlatIP(d)
     elif index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-        index.hnsw.efSearch = ef_search
+        index = faiss.IndexHNSWFlat(d, settings["hnsw_m"], faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = settings["ef_construction"]
     else:
-        nl = effective_nlist(nlist, n)
-        if nl != nlist:
-            LOG.info(
-                "IVF nlist %d capped to %d for %d vectors (>= %d points per list)",
-                nlist,
-                nl,
-                n,
-                MIN_POINTS_PER_CENTROID,
-            )
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFFlat(quantizer, d, nl, faiss.METRIC_INNER_PRODUCT)
-        m = min(n, train_size or 256 * nl)
-        rows = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
-        index.train(np.ascontiguousarray(vectors[rows], dtype=np.float32))
-        index.nprobe = min(nprobe, nl)
+        index = _trained_ivf(vectors, settings["nlist"], settings["seed"], train_size)
     _add_chunked(index, vectors, chunk)
     LOG.info("built %s index: %d x %d, raw vectors %.2f GB (fp32)", index_type, n, d, index_memory_bytes(n, d) / 1e9)
+    return index
+
+
+def _trained_ivf(vectors: np.ndarray, nlist: int, seed: int, train_size: int | None):
+    """An ``IndexIVFFlat`` (inner product) with its centroids trained on a seeded sample of ``vectors``."""
+    import faiss
+
+    n, d = vectors.shape
+    nl = effective_nlist(nlist, n)
+    if nl != nlist:
+        LOG.info(
+            "IVF nlist %d capped to %d for %d vectors (>= %d points per list)", nlist, nl, n, MIN_POINTS_PER_CENTROID
+        )
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nl, faiss.METRIC_INNER_PRODUCT)
+    m = min(n, train_size or 256 * nl)
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+    index.train(np.ascontiguousarray(vectors[rows], dtype=np.float32))
+    return index
+
+
+def set_search_params(index, nprobe: int | None = None, ef_search: int | None = None):
+    """Set ``nprobe`` (IVF, capped at nlist) / ``ef_search`` (HNSW) where given and where the index has them."""
+    if nprobe is not None and hasattr(index, "nprobe"):
+        index.nprobe = min(int(nprobe), int(index.nlist))
+    if ef_search is not None and hasattr(index, "hnsw"):
+        index.hnsw.efSearch = int(ef_search)
     return index
 
 
@@ -99,9 +102,4 @@ def read_index(path: str | os.PathLike, nprobe: int | None = None, ef_search: in
     import faiss
 
     flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-    index = faiss.read_index(str(path), flags)
-    if nprobe is not None and hasattr(index, "nprobe"):
-        index.nprobe = nprobe
-    if ef_search is not None and hasattr(index, "hnsw"):
-        index.hnsw.efSearch = ef_search
-    return index
+    return set_search_params(faiss.read_index(str(path), flags), nprobe, ef_search)

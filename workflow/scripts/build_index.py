@@ -11,17 +11,7 @@ from ftstudy.index import build_index, write_index  # noqa: E402
 
 smk = snakemake  # noqa: F821
 faiss.omp_set_num_threads(smk.threads)
-cfg = smk.params.index
 vectors, ids, meta = load_embeddings(smk.input.embeddings)
-index = build_index(
-    vectors,
-    index_type=cfg["type"],
-    nlist=cfg["nlist"],
-    nprobe=cfg["nprobe"],
-    hnsw_m=cfg["hnsw_m"],
-    ef_construction=cfg["ef_construction"],
-    ef_search=cfg["ef_search"],
-    seed=smk.params.seed,
-)
+index = build_index(vectors, smk.params.index)
 write_index(index, smk.output.index)
-log.info("wrote %s (%d vectors)", smk.output.index, index.ntotal)
+log.info("wrote %s (%d vectors, %s)", smk.output.index, index.ntotal, smk.params.index)

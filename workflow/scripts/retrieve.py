@@ -18,33 +18,29 @@ from ftstudy.search import resolve_backend, search  # noqa: E402
 
 smk = snakemake  # noqa: F821
 faiss.omp_set_num_threads(smk.threads)
-ret, enc = smk.params.retrieval, smk.params.encoding
+ret, enc = smk.params.search, smk.params.encoding  # what changes the run
+knobs = {**smk.config["retrieval"], **{f"enc_{k}": v for k, v in smk.config["encoding"].items()}}  # rerun nothing
 queries = pd.read_parquet(smk.input.queries, columns=["qid", "text"])
 model = load_model(smk.input.model, device=smk.params.device)
 model.max_seq_length = enc["max_seq_length"]
-backend, device = resolve_backend(ret["backend"], smk.params.device)
-log.info(
-    "%d queries of %s, model %s; backend %s on %s",
-    len(queries),
-    smk.wildcards.eval_set,
-    smk.wildcards.model,
-    backend,
-    device,
-)
+backend, device = resolve_backend(ret.get("backend", knobs["backend"]), smk.params.device)
+log.info("%d queries of %s, model %s; backend %s on %s", len(queries), smk.wildcards.eval_set, smk.wildcards.model,
+         backend, device)  # fmt: skip
 
 t0 = time.perf_counter()
-qv = encode_texts_dtype(model, queries["text"].tolist(), batch_size=enc["batch_size"], dtype=enc["dtype"])
+qv = encode_texts_dtype(model, queries["text"].tolist(), batch_size=knobs["enc_batch_size"], dtype=enc["dtype"],
+                        max_tokens=knobs["enc_max_tokens"])  # fmt: skip
 t1 = time.perf_counter()
 vectors, ids, _ = load_embeddings(smk.input.embeddings)
-kw = {"query_batch_size": ret["query_batch_size"], "corpus_chunk_size": ret["corpus_chunk_size"]}
+index = None
 if backend == "faiss":
-    idx_cfg = ret["index"]
-    index = read_index(smk.input.index, nprobe=idx_cfg["nprobe"], ef_search=idx_cfg["ef_search"])
+    idx = ret["index"]
+    index = read_index(smk.input.index, nprobe=idx.get("nprobe"), ef_search=idx.get("ef_search"))
     if index.ntotal != len(ids):
         raise ValueError(f"{smk.input.index} holds {index.ntotal} vectors but {smk.input.embeddings} has {len(ids)}")
-    scores, rows = search(qv, None, ret["k"], backend="faiss", index=index, device=device, **kw)
-else:
-    scores, rows = search(qv, vectors, ret["k"], backend="torch", device=device, **kw)
+scores, rows = search(qv, vectors, ret["k"], backend=backend, index=index, device=device, ids=ids,
+                      rescore_depth=ret["rescore_depth"], query_batch_size=knobs["query_batch_size"],
+                      corpus_chunk_size=knobs["corpus_chunk_size"])  # fmt: skip
 t2 = time.perf_counter()
 pids = np.where(rows >= 0, ids[np.clip(rows, 0, None)], -1)
 write_run(smk.output.run, queries["qid"].to_numpy(), pids, scores, run_name=smk.wildcards.model)
