@@ -162,14 +162,56 @@ def test_bad_files_are_named(tmp_path):
         inference_table({("base", "merged"): missing}, {}, {})
 
 
-def test_write_table_writes_csv_and_markdown(tmp_path):
-    df = mrr_table(_metrics_files(tmp_path), TRAINED, INFO)
+def _read_markdown(path):
+    """(header, rows, footnote lines) of a Markdown table file written by write_table."""
+    lines = path.read_text().splitlines()
+    table = [ln for ln in lines if ln.startswith("|")]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in table]
+    notes = [ln for ln in lines if ln and not ln.startswith("|")]
+    return cells[0], cells[2:], notes
+
+
+def test_markdown_shows_what_a_reader_compares_and_the_csv_keeps_provenance(tmp_path):
+    df = mrr_table(_metrics_files(tmp_path), TRAINED, INFO, _significance())
     write_table(df, tmp_path / "mrr.csv", tmp_path / "mrr.md")
-    back = pd.read_csv(tmp_path / "mrr.csv")
-    assert list(back.columns) == list(df.columns)
+    header, rows, notes = _read_markdown(tmp_path / "mrr.md")
+    assert header == ["model", "eval_set", "n_seeds", *(f"{m} ± sd" for m in MEASURES), "MRR@10_pct_vs_base",
+                      "p_vs_base_holm", "sig_vs_base", "paper_MRR@10", "paper_MRR@100"]  # fmt: skip
+    by_model = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    assert set(by_model) == {"base", "bm25", "full_random", "lora_hard"}
+    mean, sd = by_model["full_random"]["MRR@10 ± sd"].split(" ± ")  # 4 significant digits, seeds' spread beside
+    assert (float(mean), float(sd)) == (0.27, pytest.approx(np.std([0.26, 0.28], ddof=1), rel=1e-3))
+    assert by_model["base"]["MRR@10 ± sd"] == "0.3" and by_model["base"]["n_seeds"] == "1"
+    assert float(by_model["lora_hard"]["MRR@10_pct_vs_base"]) == pytest.approx(-30.0)
+    assert by_model["lora_hard"]["paper_MRR@10"] == f"{paper.TABLE_I['lora_hard']['MRR@10']:.4g}"
+    assert by_model["bm25"]["paper_MRR@10"] == "" and by_model["base"]["p_vs_base_holm"] == ""  # not "nan"
+    assert not any("cccccccccccc" in r or "torch=" in r for row in rows for r in row), "provenance in a row"
+    (note,) = notes  # one footnote line
+    assert "config_hash: 5 distinct" in note and "seed 42/43" in note and "versions torch=2.13.0" in note
+    assert "model_hash: 4 distinct" in note and "n_queries 270" in note and note.endswith("per row in mrr.csv._")
+    assert "p_ttest_vs_base_holm" in note  # the secondary test is named, its values are in the CSV
+    back = pd.read_csv(tmp_path / "mrr.csv", dtype={"seed": str}).set_index("model")
+    assert list(back.reset_index().columns) == list(df.columns)
+    assert {"config_hash", "seed", "versions", "model_hash", "n_queries", "p_ttest_vs_base_holm"} <= set(back.columns)
+    assert (
+        back.loc["full_random", "config_hash"] == "cccccccccccc;dddddddddddd"
+        and back.loc["full_random", "seed"] == "42;43"
+    )
     assert back["MRR@10"].to_numpy() == pytest.approx(df["MRR@10"].to_numpy())
-    md = (tmp_path / "mrr.md").read_text().splitlines()
-    assert md[0].startswith("|") and "MRR@10" in md[0] and len(md) == len(df) + 2
+
+
+def test_markdown_of_a_per_model_table_with_missing_seeds(tmp_path):
+    """Like geometry.csv: an integer seed column with a gap (base has none) and run-context columns."""
+    df = pd.DataFrame({"model": ["base", "full_random"], "n_pairs": 24, "dim": 384, "alignment": [0.5, 0.25],
+                       "config_hash": ["aaaaaaaaaaaa", "cccccccccccc"],
+                       "seed": pd.array([None, 42], dtype="Int64")})  # fmt: skip
+    write_table(df, tmp_path / "geometry.csv", tmp_path / "geometry.md")
+    header, rows, (note,) = _read_markdown(tmp_path / "geometry.md")
+    assert header == ["model", "alignment"] and [r[1] for r in rows] == ["0.5", "0.25"]
+    assert "config_hash aaaaaaaaaaaa/cccccccccccc" in note and "seed 42;" in note and "n_pairs 24" in note
+    assert list(pd.read_csv(tmp_path / "geometry.csv").columns) == list(df.columns)
+    write_table(df.iloc[:0], tmp_path / "e.csv", tmp_path / "e.md")
+    assert (tmp_path / "e.md").read_text() == "_(no rows)_\n"
 
 
 def test_row_provenance_hashes_only_the_models_own_slice():

@@ -1,7 +1,8 @@
 """The study's tables (paper's Tables I-III, with more columns), built from the files other stages write.
 
-Every table is written as CSV (full precision) and Markdown (``pandas.DataFrame.to_markdown``). Every row carries
-its provenance: ``config_hash`` (of the config slice that made it), ``seed``, ``versions`` and ``model_hash``
+Every table is written as CSV (full precision, every column) and Markdown (``pandas.DataFrame.to_markdown``: only
+the columns a reader compares, plus one footnote line that summarises the provenance). Every CSV row carries its
+provenance: ``config_hash`` (of the config slice that made it), ``seed``, ``versions`` and ``model_hash``
 (sha256 of the model's weights, 12 hex digits). Trained models with several seeds (ids ``{variant}_seed{N}``)
 are grouped by variant: numbers are the mean across seeds, ``*_sd`` columns the standard deviation (ddof=1),
 ``n_seeds`` the count; provenance columns list each seed's value, separated by ``;``.
@@ -286,18 +287,61 @@ def training_table(
 
 
 # ---- writing ---------------------------------------------------------------------------------------------------
-def to_markdown(df: pd.DataFrame) -> str:
-    """A Markdown table (4 significant digits); empty tables say so."""
+# What the Markdown leaves out (the CSV keeps every column): provenance and run context, summarised in one
+# footnote line, and the secondary tests, named there. The Markdown shows what a reader compares: the model, the
+# metrics, the change against base, the (Holm-adjusted randomisation-test) p and the paper's value.
+CONTEXT_COLUMNS = ("n_queries", "n_pairs", "dim", "device", "backend", "dtype")
+SECONDARY_COLUMNS = ("p_randomisation", "p_ttest", "p_ttest_holm", "p_ttest_vs_base_holm", "significant")
+MARKDOWN_HIDDEN = (*PROVENANCE_COLUMNS, *CONTEXT_COLUMNS, *SECONDARY_COLUMNS)
+
+
+def _distinct(values) -> list[str]:
+    """Distinct non-empty values of a column, in order; ``;``-joined cells (a variant's seeds) count per part."""
+    parts = (part for cell in values if not pd.isna(cell) for part in _join([cell]).split(";"))
+    return list(dict.fromkeys(p for p in parts if p))
+
+
+def provenance_note(df: pd.DataFrame, csv_name: str) -> str:
+    """One footnote line for a Markdown table: each provenance and context column's value (or how many distinct
+    values it has), the secondary columns by name, and the CSV that has them all per row."""
+    summary = []
+    for col in (*PROVENANCE_COLUMNS, *CONTEXT_COLUMNS):
+        vals = _distinct(df[col]) if col in df.columns else []
+        if vals:
+            summary.append(f"{col} {'/'.join(vals)}" if len(vals) <= 3 else f"{col}: {len(vals)} distinct")
+    also = [c for c in SECONDARY_COLUMNS if c in df.columns]
+    tail = f"; also {', '.join(also)}" if also else ""
+    return f"_Provenance: {'; '.join(summary) or 'none recorded'}{tail}; per row in {csv_name}._"
+
+
+def to_markdown(df: pd.DataFrame, csv_name: str = "the CSV") -> str:
+    """A Markdown table of the columns a reader compares (4 significant digits) and one provenance footnote
+    line; empty tables say so."""
     if df.empty:
         return "_(no rows)_\n"
-    return df.to_markdown(index=False, floatfmt=".4g") + "\n"
+    shown = _with_spread(df[[c for c in df.columns if c not in MARKDOWN_HIDDEN]])
+    shown = shown.astype(object).where(shown.notna(), None)  # missing values print as empty cells, not nan
+    table = shown.to_markdown(index=False, floatfmt=".4g", missingval="")
+    return table + "\n\n" + provenance_note(df, csv_name) + "\n"
+
+
+def _with_spread(df: pd.DataFrame) -> pd.DataFrame:
+    """Each ``X`` with an ``X_sd`` column becomes one text column ``X ± sd``: ``0.27 ± 0.01414`` (4 significant
+    digits; the mean alone where the sd is missing)."""
+    out = df.copy()
+    for col in [c for c in df.columns if f"{c}_sd" in df.columns]:
+        cells = [("" if pd.isna(v) else f"{v:.4g}") + ("" if pd.isna(sd) else f" ± {sd:.4g}")
+                 for v, sd in zip(df[col], df[f"{col}_sd"], strict=True)]  # fmt: skip
+        out = out.drop(columns=f"{col}_sd").rename(columns={col: f"{col} ± sd"})
+        out[f"{col} ± sd"] = cells
+    return out
 
 
 def write_table(df: pd.DataFrame, csv_path, md_path) -> None:
-    """Write ``df`` as CSV (full precision) and Markdown, each atomically."""
+    """Write ``df`` as CSV (every column, full precision) and Markdown (:func:`to_markdown`), each atomically."""
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    write_text(md_path, to_markdown(df))
+    write_text(md_path, to_markdown(df, Path(csv_path).name))
 
 
 # ---- provenance of each model's rows (used by workflow/rules/report.smk) ---------------------------------------
