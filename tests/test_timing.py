@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ftstudy import timing
-from ftstudy.search import exact_search
+from ftstudy.search import ResidentSearch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
@@ -109,19 +109,31 @@ def test_sampling_is_seeded_and_replaces_only_when_needed():
         timing.sample_queries([], [], 3, seed=0)
 
 
-def test_resident_search_matches_exact_search_across_chunks():
+def _brute_force_topk(queries, corpus, k):
+    """Independent reference: the full float64 score matrix (nq, n), each row ordered by (score descending, row
+    ascending) with np.lexsort, cut at k. Returns (scores (nq, k), rows int64 (nq, k))."""
+    scores = np.asarray(queries, dtype=np.float64) @ np.asarray(corpus, dtype=np.float64).T
+    rows = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    order = np.lexsort((rows, -scores), axis=1)[:, :k]
+    return np.take_along_axis(scores, order, axis=1), order.astype(np.int64)
+
+
+def test_timed_search_is_exact_brute_force_across_chunks_with_ties():
+    """The search timing runs (ResidentSearch over a float16 corpus, query batches and corpus chunks smaller than
+    the data) returns the top-k of a full brute-force score matrix, ties (duplicated rows) broken by row."""
     rng = np.random.default_rng(0)
     corpus = rng.standard_normal((257, 16)).astype(np.float16)
+    corpus[[30, 130, 250]] = corpus[200]  # exact ties, in different corpus chunks of 50
     queries = rng.standard_normal((9, 16)).astype(np.float32)
-    want_s, want_i = exact_search(queries, corpus, 20, "cpu", query_batch_size=4, corpus_chunk_size=50)
-    search = timing.ResidentSearch(corpus, 20, "cpu", query_batch_size=4, corpus_chunk_size=50)
-    got_s, got_i = search(queries)
-    assert got_i.dtype == np.int64 and got_s.shape == (9, 20)
+    queries[3] = corpus[200]  # this query's top 4 are the tied rows: 30, 130, 200, 250 in that order
+    got_s, got_i = ResidentSearch(corpus, 20, "cpu", query_batch_size=4, corpus_chunk_size=50)(queries)
+    want_s, want_i = _brute_force_topk(queries, corpus, 20)
+    assert got_i.dtype == np.int64 and got_s.dtype == np.float32 and got_s.shape == (9, 20)
+    assert got_i[3, :4].tolist() == [30, 130, 200, 250]
     np.testing.assert_array_equal(got_i, want_i)
-    np.testing.assert_allclose(got_s, want_s, rtol=1e-6)
-    brute = queries @ corpus.astype(np.float32).T  # independent: full product, argsort
-    np.testing.assert_array_equal(got_i[:, 0], brute.argmax(axis=1))
-    assert timing.ResidentSearch(corpus[:5], 20, "cpu")(queries)[1].shape == (9, 5)
+    np.testing.assert_allclose(got_s, want_s, rtol=1e-5, atol=1e-5)
+    few_s, few_i = ResidentSearch(corpus[:5], 20, "cpu")(queries)  # k above the corpus size: all 5, ordered
+    np.testing.assert_array_equal(few_i, _brute_force_topk(queries, corpus[:5], 5)[1])
 
 
 @pytest.fixture(scope="session")
@@ -210,6 +222,50 @@ def test_unmerged_lora_embeds_like_merged(base_dir, base_model, lora_dirs):
     assert np.abs(e_merged - e_base).max() > 1e-2  # the adapter changed the model, so the check above can fail
 
 
+def test_load_timed_model_unmerged_takes_the_merged_truncation(tmp_path, base_dir, lora_dirs):
+    from peft import PeftModel
+
+    adapter, merged_dir = lora_dirs
+    from ftstudy.models import load_model
+
+    merged_copy = tmp_path / "merged"
+    short = load_model(str(merged_dir), "cpu")
+    assert short.max_seq_length != 48
+    short.max_seq_length = 48  # differs from the base model's: the unmerged timing must take this one
+    short.save(str(merged_copy))
+    paths = {"model": base_dir, "adapter": adapter, "merged": merged_copy}
+    model, extra = timing.load_timed_model("unmerged", paths, "cpu")
+    assert isinstance(getattr(*timing._transformer_holder(model)), PeftModel)
+    assert model.max_seq_length == 48 and extra == {"merged": False, "adapter": str(adapter)}
+    merged, extra = timing.load_timed_model("merged", {"model": merged_copy}, "cpu")
+    assert merged.max_seq_length == 48 and extra == {"merged": True}
+    with pytest.raises(ValueError, match="'bm25'"):
+        timing.load_timed_model("bm25", paths, "cpu")
+
+
+def test_time_kind_dispatches_each_rule(tmp_path, base_dir, base_model):
+    pd.DataFrame({"pid": np.arange(15), "text": TEXTS * 3}).to_parquet(tmp_path / "collection.parquet")
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    np.save(emb / "vectors.npy", base_model.encode(TEXTS * 4, normalize_embeddings=True))
+    settings = {"timing": {"top_k": 7, "batch_size": 2, "repeats": 1}, "dtype": "fp32"}
+    bm25 = {"k1": 0.9, "b": 0.4, "stemmer": "porter", "stopwords": "en"}
+    res, extra = timing.time_kind(
+        "bm25", {"collection": tmp_path / "collection.parquet"}, TEXTS, settings, threads=1, bm25=bm25
+    )
+    assert extra == {"kind": "bm25"} and res["backend"] == "bm25s" and res["corpus_size"] == 15
+    res, extra = timing.time_kind(
+        "merged", {"model": base_dir, "embeddings": emb}, TEXTS, settings, threads=1, corpus_chunk_size=6
+    )
+    assert extra == {"kind": "merged", "merged": True}
+    assert res["backend"] == "torch-exact" and res["corpus_size"] == 20 and res["top_k"] == 7
+    assert res["corpus_chunk_size"] == 6 and res["n_queries"] == 5 and len(res["repeat_seconds"]) == 1
+    with pytest.raises(ValueError, match="needs the bm25 settings"):
+        timing.time_kind("bm25", {}, TEXTS, settings, threads=1)
+    with pytest.raises(ValueError, match="one of"):
+        timing.time_kind("fast", {}, TEXTS, settings, threads=1)
+
+
 @pytest.mark.workflow
 def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
     wd = tmp_path / "wd"
@@ -232,10 +288,12 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
         wd / "results/data/eval/dev/queries.parquet"
     )
     shutil.copytree(REPO / "config", wd / "config")
+    # Execution knobs of the search: the script reads them from the config (not params) and records them.
+    (wd / "knobs.yaml").write_text("retrieval: {query_batch_size: 3, corpus_chunk_size: 7}\n")
     cmd = [
         str(Path(sys.executable).parent / "snakemake"), "results/timing/base.json", "results/timing/bm25.json",
         "results/timing/lora_random.unmerged.json", "-s", str(REPO / "Snakefile"), "--directory", str(wd),
-        "--cores", "2", "--configfile", str(wd / "config/test.yaml"),
+        "--cores", "2", "--configfile", str(wd / "config/test.yaml"), str(wd / "knobs.yaml"),
         "--allowed-rules", "time_inference", "time_inference_bm25", "time_inference_unmerged",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
@@ -249,6 +307,8 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
         assert rec["threads"] == 2 and len(rec["repeat_seconds"]) == 1
         assert rec["corpus_size"] == 20 and rec["top_k"] == 20
     assert json.loads((wd / "results/timing/bm25.json").read_text())["backend"] == "bm25s"
+    base = json.loads((wd / "results/timing/base.json").read_text())
+    assert base["query_batch_size"] == 3 and base["corpus_chunk_size"] == 7 and base["kind"] == "merged"
     unmerged = json.loads((wd / "results/timing/lora_random.unmerged.json").read_text())
     assert unmerged["merged"] is False and unmerged["model"] == "lora_random" and unmerged["kind"] == "unmerged"
 
@@ -279,9 +339,9 @@ def test_bench_batching_and_fast_search_are_exact():
     corpus = torch.from_numpy(rng.standard_normal((300, 8)).astype(np.float32))
     queries = torch.from_numpy(rng.standard_normal((7, 8)).astype(np.float32))
     s, i = bench.fast_search(queries, corpus, 25, score_budget_bytes=7 * 2 * 40)  # forces 8 chunks
-    want_s, want_i = timing.ResidentSearch(corpus.numpy(), 25, "cpu")(queries.numpy())
-    np.testing.assert_array_equal(i.numpy(), want_i)
-    np.testing.assert_allclose(s.numpy(), want_s, rtol=1e-6)
+    want_s, want_i = _brute_force_topk(queries.numpy(), corpus.numpy(), 25)
+    np.testing.assert_array_equal(np.asarray(i), want_i)
+    np.testing.assert_allclose(np.asarray(s), want_s, rtol=1e-5, atol=1e-5)
 
 
 def test_pipelined_encoder_matches_plain_encode(base_dir):

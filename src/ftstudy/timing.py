@@ -8,28 +8,37 @@ One protocol for every model:
   loading, reading files and moving the corpus embeddings to the device happen before it;
 - a warm-up pass first, ``torch.cuda.synchronize()`` around every timed stage on a GPU, the median of
   ``repeats`` passes reported with every pass's time;
-- search is exact: a chunked matrix product + top-k in torch (:class:`ResidentSearch`) over the corpus embeddings
-  resident on the device (float16 on a GPU, float32 on the CPU), with the same chunking for every model;
+- search is exact: a chunked matrix product + top-k in torch, rescored in fp32
+  (:class:`ftstudy.search.ResidentSearch`), over the corpus embeddings resident on the device in their stored
+  precision, with the same chunking for every model;
 - LoRA models are timed merged (their ``model/`` folder) and unmerged (base + adapter through peft,
   :func:`load_unmerged_lora`);
 - BM25 is timed on the CPU: query tokenisation + scoring + top-k over an index built before timing.
+
+:func:`time_kind` is what each timing rule runs: one of :data:`KINDS`.
 
 Every JSON records the device name, backend, dtype, library versions, threads, sizes and every repeat's time.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ftstudy.provenance import versions
-from ftstudy.search import ResidentSearch  # noqa: F401  (timing searches a device-resident corpus)
+
+LOG = logging.getLogger(__name__)
+# What a timing rule times: a model folder as is (LoRA variants: merged weights), a LoRA variant unmerged (base
+# model + adapter through peft), or BM25 on the CPU.
+KINDS = ("merged", "unmerged", "bm25")
 
 TIMED_REGION = "query encoding + similarity + top-k ranking (model loading, file I/O, corpus upload excluded)"
 
@@ -139,7 +148,6 @@ def sync_fn(device: str) -> Callable[[], None]:
     return _noop
 
 
-# ---- search over a device-resident corpus ---------------------------------------------------------------------
 # ---- models --------------------------------------------------------------------------------------------------
 def _transformer_holder(model):
     """(module, attribute name) of the Hugging Face transformer inside a SentenceTransformer's first module.
@@ -205,6 +213,7 @@ def time_neural(
     The corpus is uploaded to ``device`` before timing. Returns :func:`time_queries`' dict plus the settings.
     """
     from ftstudy.encode import resolve_dtype
+    from ftstudy.search import ResidentSearch
 
     compute_dtype = resolve_dtype(dtype, device)
     search = ResidentSearch(corpus, top_k, device, query_batch_size, corpus_chunk_size)
@@ -249,6 +258,89 @@ def time_bm25(index, queries: Sequence[str], *, top_k: int, repeats: int, n_thre
         bm25=index.describe(),
     )
     return result
+
+
+# ---- what each timing rule times -----------------------------------------------------------------------------
+def load_timed_model(kind: str, paths: Mapping[str, Any], device: str) -> tuple[Any, dict]:
+    """The SentenceTransformer a neural ``kind`` times, loaded on ``device``, and what its JSON records about it.
+
+    ``merged``: the model folder ``paths["model"]`` (a LoRA variant's merged weights, or a full model).
+    ``unmerged``: the base model folder ``paths["model"]`` with the LoRA adapter ``paths["adapter"]`` attached by
+    peft (:func:`load_unmerged_lora`), truncated at the merged model ``paths["merged"]``'s ``max_seq_length`` so
+    both timings encode the same tokens (where sentence-transformers keeps it differs by version).
+    Returns (model, {"merged": bool} plus {"adapter": path} when unmerged).
+    """
+    from ftstudy.models import load_model
+
+    if kind == "merged":
+        return load_model(str(paths["model"]), device), {"merged": True}
+    if kind == "unmerged":
+        model = load_unmerged_lora(paths["model"], paths["adapter"], device)
+        model.max_seq_length = load_model(str(paths["merged"]), "cpu").max_seq_length
+        return model, {"merged": False, "adapter": str(paths["adapter"])}
+    raise ValueError(f"load_timed_model: kind must be 'merged' or 'unmerged', got {kind!r}")
+
+
+def time_kind(
+    kind: str,
+    paths: Mapping[str, Any],
+    texts: Sequence[str],
+    settings: Mapping[str, Any],
+    *,
+    threads: int,
+    bm25: Mapping[str, Any] | None = None,
+    query_batch_size: int = 4096,
+    corpus_chunk_size: int = 1_000_000,
+) -> tuple[dict, dict]:
+    """Time one of :data:`KINDS` on the sampled query ``texts`` with the shared protocol.
+
+    ``paths``: the rule's inputs. ``bm25`` reads ``paths["collection"]`` (parquet with a ``text`` column) and
+    builds the index with the ``bm25`` settings (k1, b, stemmer, stopwords) before timing, then times on the CPU
+    with ``threads``. The neural kinds load :func:`load_timed_model`'s model on the GPU when there is one and
+    search ``paths["embeddings"]/vectors.npy`` (n, d). ``settings``: ``{"timing": {top_k, batch_size, repeats,
+    ...}, "dtype": encoding dtype}``. ``query_batch_size`` / ``corpus_chunk_size``: execution knobs of the
+    resident search (they change no result). Returns (:func:`time_neural` / :func:`time_bm25`'s result, the extra
+    JSON fields: ``kind``, and for neural kinds ``merged`` [, ``adapter``]).
+    """
+    t = settings["timing"]
+    if kind not in KINDS:
+        raise ValueError(f"time_kind: kind must be one of {KINDS}, got {kind!r}")
+    if kind == "bm25":
+        if bm25 is None:
+            raise ValueError("time_kind: kind 'bm25' needs the bm25 settings (k1, b, stemmer, stopwords)")
+        index = _bm25_index(paths["collection"], bm25)
+        return time_bm25(index, texts, top_k=t["top_k"], repeats=t["repeats"], n_threads=threads), {"kind": kind}
+    from ftstudy.models import pick_device
+
+    device = pick_device()
+    model, extra = load_timed_model(kind, paths, device)
+    corpus = np.load(Path(paths["embeddings"]) / "vectors.npy", mmap_mode="r")
+    LOG.info("%s model on %s; corpus embeddings %s %s", kind, device, corpus.shape, corpus.dtype)
+    result = time_neural(
+        model,
+        corpus,
+        texts,
+        device=device,
+        top_k=t["top_k"],
+        batch_size=t["batch_size"],
+        dtype=settings["dtype"],
+        repeats=t["repeats"],
+        query_batch_size=query_batch_size,
+        corpus_chunk_size=corpus_chunk_size,
+    )
+    return result, {"kind": kind, **extra}
+
+
+def _bm25_index(collection_path, bm25: Mapping[str, Any]):
+    """A BM25 index over the ``text`` column of the collection parquet at ``collection_path``."""
+    import pandas as pd
+
+    from ftstudy.bm25 import build_bm25
+
+    texts = pd.read_parquet(collection_path, columns=["text"])["text"].tolist()
+    index = build_bm25(texts, bm25["k1"], bm25["b"], stemmer=bm25["stemmer"], stopwords=bm25["stopwords"])
+    LOG.info("bm25 index built: %s; timing on the CPU", index.describe())
+    return index
 
 
 def timing_record(model_id: str, result: dict, *, threads: int, extra: dict | None = None) -> dict:
