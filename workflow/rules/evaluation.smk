@@ -16,19 +16,20 @@ rule evaluate:
     output:
         metrics="results/metrics/{model}/{eval_set}.json",
         per_query="results/metrics/{model}/{eval_set}.per_query.parquet",
-    wildcard_constraints:
-        model=_alternation(ALL_MODELS),
-    params:
-        min_relevance=lambda w: config["eval_sets"][w.eval_set].get("min_relevance", 1),
-        # the config that feeds an eval set's metrics (the run carries the rest)
-        slice=lambda w: {"eval_set": w.eval_set, **config["eval_sets"][w.eval_set]},
     log:
         "logs/evaluate/{model}/{eval_set}.log",
+    wildcard_constraints:
+        model=_alternation(ALL_MODELS),
+    conda:
+        "../../envs/ml.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=15,
-    conda:
-        "../../envs/ml.yaml"
+    params:
+        # Both change the metrics file (min_relevance's default is the schema's); nothing here is an execution knob.
+        min_relevance=lambda w: config["eval_sets"][w.eval_set]["min_relevance"],
+        # the config that feeds an eval set's metrics (the run carries the rest)
+        slice=lambda w: {"eval_set": w.eval_set, **config["eval_sets"][w.eval_set]},
     script:
         "../scripts/evaluate.py"
