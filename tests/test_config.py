@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import tomllib
+from pathlib import Path
 
 import pytest
 import yaml
+from conftest import make_workdir
 
-from ftstudy.config import ConfigError, load_config, resolve_variant, trained_models, training_slice
+from ftstudy.config import ConfigError, check_paths, load_config, resolve_variant, trained_models, training_slice
 
 
 def test_full_scale_config_has_the_papers_values(repo):
@@ -146,3 +153,102 @@ def test_conda_envs_list_the_same_packages_as_pyproject(repo):
         if name in pinned:
             (version,) = pinned[name]
             assert req.specifier.contains(version, prereleases=True), f"{name}=={version} outside {req}"
+
+
+# ---- the file system, checked before any job starts (ftstudy.config.check_paths, from common.smk) -------------
+@pytest.fixture
+def open_workdir():
+    """A scratch copy of the workflow that another user may enter (pytest's own tmp folders are private)."""
+    path = Path(tempfile.mkdtemp(prefix="ftstudy-paths-"))
+    path.chmod(0o777)
+    (path / "home").mkdir()
+    (path / "home").chmod(0o777)  # the user's HOME (snakemake's cache), writable whatever the case
+    yield make_workdir(path)
+    for p in (path, *path.rglob("*")):
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o777)
+    shutil.rmtree(path)
+
+
+def _dry_run(wd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``snakemake -n`` in ``wd`` as a user without root's override of file permissions (root runs it as
+    nobody, with setpriv, so that an unwritable folder really is unwritable)."""
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "-n", *args]
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: cannot make a folder unwritable")
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    home = wd / "home"
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(cmd, cwd=wd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _results_read_only(wd: Path) -> None:
+    (wd / "results").mkdir(mode=0o555)
+
+
+def _workdir_read_only(wd: Path) -> None:
+    wd.chmod(0o555)
+
+
+BAD_PATHS = {
+    "dataset_dir_is_a_file": (
+        lambda wd: (wd / "msmarco.tsv").write_text("0\tnot a folder\n"),
+        ["--config", "dataset_dir=msmarco.tsv"],
+        "config key 'dataset_dir': 'msmarco.tsv' is a file; expected a folder that holds MS MARCO's files",
+    ),
+    "results_not_writable": (_results_read_only, [], "'results/' ({wd}/results) is not writable by this user"),
+    "workdir_not_writable": (
+        _workdir_read_only,
+        [],
+        "'results/' ({wd}/results) cannot be created: its parent {wd} is not writable by this user",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PATHS))
+def test_bad_paths_stop_a_dry_run_with_a_clear_message(open_workdir, case):
+    make_bad, args, message = BAD_PATHS[case]
+    wd = open_workdir
+    make_bad(wd)
+    proc = _dry_run(wd, *args)
+    assert proc.returncode != 0
+    assert message.format(wd=wd) in proc.stdout, proc.stdout[-3000:]
+    assert "Traceback" not in proc.stdout
+
+
+def test_full_scale_dry_run_needs_no_data_folder_yet(open_workdir):
+    """download: true, data/msmarco absent: the dry run lists the downloads (no path error)."""
+    proc = _dry_run(open_workdir, "--configfile", "config/msmarco.yaml", "--", "results/data/collection.parquet")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "download_collectionandqueries" in proc.stdout and not (open_workdir / "data").exists()
+
+
+def _paths_error(root: Path, dataset_dir: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        check_paths({"dataset_dir": dataset_dir}, root)
+    return str(err.value)
+
+
+def test_check_paths_names_what_is_in_the_way(tmp_path):
+    (tmp_path / "a.tsv").write_text("0\tx\n")
+    assert _paths_error(tmp_path, "a.tsv/msmarco") == (
+        "config key 'dataset_dir': 'a.tsv/msmarco' lies inside "
+        f"{tmp_path / 'a.tsv'}, which is a file; expected a folder that holds MS MARCO's files under their "
+        "official names (collection.tsv, queries.train.tsv, ...)"
+    )
+    (tmp_path / "logs").write_text("not a folder\n")
+    assert _paths_error(tmp_path, "data") == (
+        f"'logs/' ({tmp_path / 'logs'}) is a file; expected a folder that the workflow writes its outputs into"
+    )
+    (tmp_path / "logs").unlink()
+    (tmp_path / "results").symlink_to(tmp_path / "gone")
+    assert f"'results/' ({tmp_path / 'results'}): {tmp_path / 'results'} is a broken link" in _paths_error(
+        tmp_path, "data"
+    )
+
+
+def test_check_paths_accepts_folders_that_do_not_exist_yet(tmp_path):
+    check_paths({"dataset_dir": "data/msmarco"}, tmp_path)  # download: true creates it; results/ is created too
+    (tmp_path / "results").mkdir()
+    check_paths({"dataset_dir": str(tmp_path / "results")}, tmp_path)  # an existing folder, absolute

@@ -8,6 +8,7 @@ Every error names the offending key.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 
@@ -211,6 +212,53 @@ def resolve_data_path(config: dict, path: str) -> str:
     """A path from ``eval_sets``: relative to ``dataset_dir`` unless absolute."""
     p = Path(path)
     return str(p if p.is_absolute() else Path(config["dataset_dir"]) / p)
+
+
+OUTPUT_DIRS = ("results", "logs", "benchmarks")  # what every job writes into, relative to the working directory
+
+
+def check_paths(config: dict, root: str | os.PathLike = ".") -> None:
+    """Checks of the file system before any job starts; ConfigError names the key or folder and what was expected.
+
+    ``dataset_dir`` may be missing (``download: true`` creates it; otherwise the missing input files are
+    reported), but a path that exists must be a folder, and so must its nearest existing parent. Each of
+    :data:`OUTPUT_DIRS` under ``root`` (the working directory) must be a writable folder, or be creatable there.
+    """
+    root = Path(root)
+    for name in OUTPUT_DIRS:
+        _check_writable_dir(root / name, f"{name}/")
+    data = root / config["dataset_dir"]
+    found = _nearest_existing(data)
+    if not found.is_dir():
+        where = "is a file" if found == data else f"lies inside {found}, which is a file"
+        raise ConfigError(
+            f"config key 'dataset_dir': '{config['dataset_dir']}' {where}; expected a folder that holds "
+            "MS MARCO's files under their official names (collection.tsv, queries.train.tsv, ...)"
+        )
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its closest existing parent (a broken link counts as existing)."""
+    while not (path.exists() or path.is_symlink()) and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_writable_dir(path: Path, name: str) -> None:
+    """ConfigError unless ``path`` is a folder this user may write into, or can be created as one."""
+    found = _nearest_existing(path)
+    shown = f"'{name}' ({path.absolute()})"
+    if found.is_symlink() and not found.exists():
+        raise ConfigError(f"{shown}: {found} is a broken link (to {os.readlink(found)}); expected a folder")
+    if not found.is_dir():
+        where = "is a file" if found == path else f"lies inside {found}, which is a file"
+        raise ConfigError(f"{shown} {where}; expected a folder that the workflow writes its outputs into")
+    if not os.access(found, os.W_OK | os.X_OK):
+        what = "is" if found == path else f"cannot be created: its parent {found.absolute()} is"
+        raise ConfigError(
+            f"{shown} {what} not writable by this user; expected a writable folder (change its permissions, "
+            "or run the workflow from a folder you may write into, e.g. with --directory)"
+        )
 
 
 def validate_config(config: dict) -> dict:

@@ -17,6 +17,7 @@ from ftstudy.provenance import config_hash  # noqa: E402
 validate(config, schema="../schemas/config.schema.yaml")
 try:
     ftconfig.check_config(config)
+    ftconfig.check_paths(config)
 except ftconfig.ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
