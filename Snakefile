@@ -1,7 +1,11 @@
 # When Fine-Tuning Fails: Lessons from MS MARCO Passage Ranking -- the study as a Snakemake workflow.
-# configfile, schema validation, includes and rule all; nothing else (see workflow/rules/common.smk).
+# configfile, the report's front page, includes and rule all; nothing else (see workflow/rules/common.smk).
+
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -18,6 +22,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -366,3 +366,77 @@ def test_umap_rule_on_fake_embeddings(tmp_path):
     coords = pd.read_parquet(wd / "results/analysis/umap_coords.parquet")
     assert set(coords["model"]) == set(NEURAL) and len(coords) == 2 * 24 * len(NEURAL)
     assert np.isfinite(coords[["x", "y"]].to_numpy()).all()
+
+
+# ---- the report's front page -------------------------------------------------------------------------------------
+REPORT_FILES = [f"results/tables/{t}.csv" for t in ("mrr", "inference", "training", "significance", "geometry")] + [
+    f"results/figures/{f}.png" for f in ("umap", "training_loss", "mrr_ci", "hard_negative_ranks")
+]
+
+
+def _render_front_page(config: dict) -> tuple[str, list[str]]:
+    """workflow/report/workflow.rst rendered as Snakemake renders it (Jinja with trim_blocks/lstrip_blocks, then
+    docutils to HTML, with the report's link targets appended): (html body, docutils messages)."""
+    import io
+
+    from conftest import REPO
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    class Snakemake:
+        pass
+
+    Snakemake.config = config
+    text = (REPO / "workflow/report/workflow.rst").read_text()
+    links = "\n\n" + "\n".join(
+        f".. _{t}: javascript:show('{t}')" for t in ("Workflow", "Statistics", "Tables", "Figures")
+    )
+    rst = Environment(trim_blocks=True, lstrip_blocks=True).from_string(text + links).render(snakemake=Snakemake)
+    messages = io.StringIO()
+    html = publish_parts(rst, writer="html", settings_overrides={"warning_stream": messages})["html_body"]
+    return html, messages.getvalue().splitlines()
+
+
+@pytest.mark.parametrize("configfile", ["config/test.yaml", "config/msmarco.yaml"])
+def test_front_page_names_the_config_and_renders_cleanly(configfile):
+    import html as html_lib
+
+    from conftest import REPO
+
+    from ftstudy.config import load_config
+
+    config = load_config(REPO / "config/config.yaml", REPO / configfile)
+    page, messages = _render_front_page(config)
+    assert messages == [], messages  # no docutils warning: the Jinja loops keep the reST valid
+    text = html_lib.unescape(page)
+    assert "When Fine-Tuning Fails" in text and "The config that made this report" in text
+    assert f"{config['dataset_dir']}" in text and all(name in text for name in config["variants"])
+    assert ("This is the embedded default" in text) == (configfile == "config/test.yaml")  # synthetic data only
+    assert f'"n_resamples": {config["analysis"]["n_resamples"]}' in text  # the full resolved config
+    for path in REPORT_FILES:
+        assert path.removeprefix("results/") in text, path
+
+
+@pytest.mark.workflow
+def test_snakemake_report_opens_with_the_front_page(tmp_path):
+    """``snakemake --report`` on a results tree that has only the files marked for the report (no job runs)."""
+    import html as html_lib
+
+    from conftest import make_workdir, snakemake
+
+    wd = make_workdir(tmp_path / "wd")
+    fig = figures.rank_histogram(np.arange(6, 41), (6, 40))
+    for path in REPORT_FILES:
+        (wd / path).parent.mkdir(parents=True, exist_ok=True)
+        if path.endswith(".png"):
+            fig.savefig(wd / path, dpi=20)
+        else:
+            (wd / path).write_text("model,value\nbase,1\n")
+    plt.close(fig)
+    (wd / "mine.yaml").write_text("analysis:\n  n_resamples: 321\n")
+    snakemake(wd, "--configfile", "config/test.yaml", "mine.yaml", "--report", "results/report.html")
+    text = html_lib.unescape((wd / "results/report.html").read_text(errors="replace"))
+    assert "When Fine-Tuning Fails: Lessons from MS MARCO Passage Ranking" in text
+    assert "The config that made this report" in text and "Where each table and figure is" in text
+    assert "significance with 321 resamples" in text  # the configfiles that made this report, not the defaults
+    assert "showCategory('Tables')" in text and "showCategory('Figures')" in text  # links to the categories

@@ -216,7 +216,7 @@ def test_markdown_of_a_per_model_table_with_missing_seeds(tmp_path):
 
 def test_row_provenance_hashes_only_the_models_own_slice():
     from ftstudy.config import load_config
-    from ftstudy.tables import row_info
+    from ftstudy.model_provenance import row_info
 
     config = load_config(overrides={"training": {"seeds": [42, 43]}})
     changed = load_config(
@@ -230,3 +230,33 @@ def test_row_provenance_hashes_only_the_models_own_slice():
     differ = {m for m in a if a[m]["config_hash"] != b[m]["config_hash"]}
     assert differ == {"lora_hard", "lora_hard_seed43"}
     assert a["full_random"]["config_hash"] != a["full_random_seed43"]["config_hash"]
+
+
+# ---- building the DAG stays light --------------------------------------------------------------------------------
+HEAVY = ("scipy", "torch", "pandas", "numpy", "sentence_transformers", "transformers", "matplotlib", "pyarrow")
+
+
+def test_what_the_rule_files_import_loads_nothing_heavy():
+    """Snakemake runs the Snakefile and every rule file on each dry run: the modules they import (found in the
+    files themselves) must not pull in SciPy, torch, pandas or NumPy."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    sources = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+    pattern = re.compile(r"^(?:from\s+([\w.]+)\s+import\s+([\w, ]+)|import\s+([\w.]+))", re.M)
+    modules = set()
+    for path in sources:
+        for base, names, plain in pattern.findall(path.read_text()):
+            modules.add(plain or base)
+            if base == "ftstudy":  # from ftstudy import config: a submodule
+                modules |= {f"ftstudy.{n.split(' as ')[0].strip()}" for n in names.split(",")}
+    assert "ftstudy.model_provenance" in modules and "ftstudy.tables" not in modules
+    code = (
+        f"import importlib, sys\nfor m in {sorted(modules)!r}: importlib.import_module(m)\n"
+        f"print(sorted(h for h in {HEAVY!r} if h in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]", f"the rule files' imports {sorted(modules)} load {out.stdout.strip()}"

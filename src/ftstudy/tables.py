@@ -342,31 +342,3 @@ def write_table(df: pd.DataFrame, csv_path, md_path) -> None:
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
     write_text(md_path, to_markdown(df, Path(csv_path).name))
-
-
-# ---- provenance of each model's rows (used by workflow/rules/report.smk) ---------------------------------------
-def model_slice(config: Mapping, model: str) -> dict:
-    """The config slice that made a model: its training branch, the BM25 settings, or the base model id."""
-    from ftstudy.config import trained_models, training_slice
-
-    if model in {m["model_id"] for m in trained_models(config)}:
-        return training_slice(config, model)
-    if model == "bm25":
-        return {"bm25": config["bm25"]}
-    return {"base_model": config["base_model"]}
-
-
-def row_info(config: Mapping) -> dict[str, dict]:
-    """Per model id: ``config_hash`` of its slice plus the retrieval settings, and its ``seed`` (None for base and
-    bm25). These are the provenance columns of every table row."""
-    from ftstudy.config import model_ids, trained_models
-    from ftstudy.provenance import config_hash
-
-    seeds = {m["model_id"]: m["seed"] for m in trained_models(config)}
-    return {
-        m: {
-            "config_hash": config_hash({"model": model_slice(config, m), "retrieval": config["retrieval"]}),
-            "seed": seeds.get(m),
-        }
-        for m in model_ids(config)
-    }

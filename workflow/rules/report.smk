@@ -1,19 +1,27 @@
-# report stage: tables (paper's Tables I-III and more), paired significance tests, embedding geometry of seeded dev
-# query/positive pairs, figures, and the captions that `snakemake --report results/report.html` shows.
-# Logic: src/ftstudy/{tables,significance,geometry,figures,paper}.py. Everything here runs on the CPU (analysis env)
-# except encode_pairs, which encodes the pairs with each neural model (a GPU rule, ml env).
+# report stage: tables (paper's Tables I-III and more), paired significance tests,
+# embedding geometry of seeded dev query/positive pairs, figures, and the captions that
+# `snakemake --report results/report.html` shows (front page: workflow/report/workflow.rst).
+# Logic: src/ftstudy/{tables,significance,geometry,figures,paper,model_provenance}.py.
+# Everything here runs on the CPU (analysis env) except encode_pairs, which encodes the
+# pairs with each neural model (a GPU rule, ml env).
 
-from ftstudy.tables import row_info as report_row_info  # noqa: E402
+# Light on purpose (no pandas/SciPy): this runs on every dry run (tests/test_tables.py checks it).
+from ftstudy.model_provenance import row_info as report_row_info
 
 ANALYSIS = config["analysis"]
 ANALYSIS_SET = ANALYSIS["eval_set"]
 
 
-TRAINED_GROUPS = {m: {"variant": e["variant"], "seed": e["seed"]} for m, e in TRAINED.items()}
+TRAINED_GROUPS = {
+    m: {"variant": e["variant"], "seed": e["seed"]} for m, e in TRAINED.items()
+}
 METRIC_KEYS = [[m, e] for e in EVAL_SETS for m in ALL_MODELS]
 PER_QUERY_FILES = [f"results/metrics/{m}/{e}.per_query.parquet" for m, e in METRIC_KEYS]
 REPORT_INFO = report_row_info(config)  # per model: config_hash, seed
-TABLE_SLICE = {"analysis": ANALYSIS, "models": {m: v["config_hash"] for m, v in REPORT_INFO.items()}}
+TABLE_SLICE = {
+    "analysis": ANALYSIS,
+    "models": {m: v["config_hash"] for m, v in REPORT_INFO.items()},
+}
 PAIRS_SLICE = {
     "eval_set": ANALYSIS_SET,
     "definition": config["eval_sets"][ANALYSIS_SET],
@@ -25,7 +33,9 @@ PAIRS_SLICE = {
 rule significance:
     input:
         per_query=PER_QUERY_FILES,
-        queries=expand("results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS),
+        queries=expand(
+            "results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS
+        ),
     output:
         csv=report(
             "results/tables/significance.csv",
@@ -34,6 +44,16 @@ rule significance:
             labels={"table": "significance"},
         ),
         md="results/tables/significance.md",
+    log:
+        "logs/significance/significance.log",
+    benchmark:
+        "benchmarks/significance/significance.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         metric_keys=METRIC_KEYS,
         eval_sets=EVAL_SETS,
@@ -41,16 +61,6 @@ rule significance:
         seed=ANALYSIS["seed"],
         alpha=ANALYSIS["alpha"],
         config_hash=config_hash(TABLE_SLICE),
-    log:
-        "logs/significance/significance.log",
-    benchmark:
-        "benchmarks/significance/significance.tsv"
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/significance.py"
 
@@ -84,6 +94,14 @@ rule tables:
             labels={"table": "training (Table III)"},
         ),
         training_md="results/tables/training.md",
+    log:
+        "logs/tables/tables.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         metric_keys=METRIC_KEYS,
         # Table II's "weights" column: bm25 has none; the neural models are timed as saved (LoRA merged), and
@@ -94,14 +112,6 @@ rule tables:
         trained=TRAINED_GROUPS,
         info=REPORT_INFO,
         config_hash=config_hash(TABLE_SLICE),
-    log:
-        "logs/tables/tables.log",
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/tables.py"
 
@@ -113,23 +123,23 @@ rule sample_pairs:
         collection=collection_parquet(eval_corpus(ANALYSIS_SET)),
     output:
         pairs="results/analysis/pairs.parquet",
-    params:
-        n_pairs=ANALYSIS["n_pairs"],
-        seed=ANALYSIS["seed"],
-        min_relevance=config["eval_sets"][ANALYSIS_SET].get("min_relevance", 1),
-        config_hash=config_hash(PAIRS_SLICE),
     log:
         "logs/sample_pairs/sample_pairs.log",
     # Fig. 1's chain (sample_pairs -> encode_pairs -> umap) goes first among the jobs that are ready: UMAP's
     # numba compilation (about 25 s on 2 cores, whatever the data size) then overlaps retrieval and evaluation
     # instead of ending the run.
     priority: 10
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=8000,
         runtime=15,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        n_pairs=ANALYSIS["n_pairs"],
+        seed=ANALYSIS["seed"],
+        min_relevance=config["eval_sets"][ANALYSIS_SET].get("min_relevance", 1),
+        config_hash=config_hash(PAIRS_SLICE),
     script:
         "../scripts/sample_pairs.py"
 
@@ -140,21 +150,21 @@ rule encode_pairs:
         model=lambda w: model_dir(w.model),
     output:
         npz="results/analysis/pairs/{model}.npz",
-    wildcard_constraints:
-        model=NEURAL_RE,
-    params:
-        batch_size=config["encoding"]["batch_size"],
-        max_seq_length=config["encoding"]["max_seq_length"],
     log:
         "logs/encode_pairs/{model}.log",
     benchmark:
         "benchmarks/encode_pairs/{model}.tsv"
+    wildcard_constraints:
+        model=NEURAL_RE,
     priority: 10
+    conda:
+        "../../envs/ml.yaml"
     threads: 2
     resources:
         **gpu_resources(mem_mb=8000, runtime=20),
-    conda:
-        "../../envs/ml.yaml"
+    params:
+        batch_size=config["encoding"]["batch_size"],
+        max_seq_length=config["encoding"]["max_seq_length"],
     script:
         "../scripts/encode_pairs.py"
 
@@ -170,19 +180,19 @@ rule geometry:
             labels={"table": "geometry"},
         ),
         md="results/tables/geometry.md",
+    log:
+        "logs/geometry/geometry.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
     params:
         models=NEURAL_MODELS,
         trained=TRAINED_GROUPS,
         info=REPORT_INFO,
         config_hash=config_hash({"pairs": PAIRS_SLICE, "models": TABLE_SLICE["models"]}),
-    log:
-        "logs/geometry/geometry.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/geometry.py"
 
@@ -199,24 +209,29 @@ rule umap:
         ),
         pdf="results/figures/umap.pdf",
         coords="results/analysis/umap_coords.parquet",
-    params:
-        models=NEURAL_MODELS,
-        n_neighbors=ANALYSIS["umap_neighbors"],
-        min_dist=ANALYSIS["umap_min_dist"],
-        seed=ANALYSIS["seed"],
-        config_hash=config_hash({"pairs": PAIRS_SLICE, "umap": [ANALYSIS["umap_neighbors"], ANALYSIS["umap_min_dist"]],
-                                 "models": TABLE_SLICE["models"]}),
     log:
         "logs/umap/umap.log",
     benchmark:
         "benchmarks/umap/umap.tsv"
     priority: 10
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        models=NEURAL_MODELS,
+        n_neighbors=ANALYSIS["umap_neighbors"],
+        min_dist=ANALYSIS["umap_min_dist"],
+        seed=ANALYSIS["seed"],
+        config_hash=config_hash(
+            {
+                "pairs": PAIRS_SLICE,
+                "umap": [ANALYSIS["umap_neighbors"], ANALYSIS["umap_min_dist"]],
+                "models": TABLE_SLICE["models"],
+            }
+        ),
     script:
         "../scripts/umap_figure.py"
 
@@ -233,18 +248,18 @@ rule figure_training_loss:
             labels={"figure": "training loss (Fig. 2)"},
         ),
         pdf="results/figures/training_loss.pdf",
-    params:
-        models=list(TRAINED),
-        trained=TRAINED_GROUPS,
-        config_hash=config_hash({m: REPORT_INFO[m]["config_hash"] for m in TRAINED}),
     log:
         "logs/figure_training_loss/training_loss.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        models=list(TRAINED),
+        trained=TRAINED_GROUPS,
+        config_hash=config_hash({m: REPORT_INFO[m]["config_hash"] for m in TRAINED}),
     script:
         "../scripts/figure_training_loss.py"
 
@@ -252,7 +267,9 @@ rule figure_training_loss:
 rule figure_mrr_ci:
     input:
         per_query=PER_QUERY_FILES,
-        queries=expand("results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS),
+        queries=expand(
+            "results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS
+        ),
     output:
         png=report(
             "results/figures/mrr_ci.png",
@@ -261,6 +278,14 @@ rule figure_mrr_ci:
             labels={"figure": "MRR@10 with CIs"},
         ),
         pdf="results/figures/mrr_ci.pdf",
+    log:
+        "logs/figure_mrr_ci/mrr_ci.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=15,
     params:
         metric_keys=METRIC_KEYS,
         eval_sets=EVAL_SETS,
@@ -268,14 +293,6 @@ rule figure_mrr_ci:
         n_resamples=ANALYSIS["n_resamples"],
         seed=ANALYSIS["seed"],
         config_hash=config_hash(TABLE_SLICE),
-    log:
-        "logs/figure_mrr_ci/mrr_ci.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=15,
-    conda:
-        "../../envs/analysis.yaml"
     script:
         "../scripts/figure_mrr_ci.py"
 
@@ -292,16 +309,16 @@ rule figure_hard_negative_ranks:
             labels={"figure": "hard-negative ranks"},
         ),
         pdf="results/figures/hard_negative_ranks.pdf",
-    params:
-        rank_range=config["mining"]["rank_range"],
-        config_hash=config_hash({"mining": config["mining"]}),
     log:
         "logs/figure_hard_negative_ranks/hard_negative_ranks.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/analysis.yaml"
+    params:
+        rank_range=config["mining"]["rank_range"],
+        config_hash=config_hash({"mining": config["mining"]}),
     script:
         "../scripts/figure_hard_negative_ranks.py"

@@ -1,0 +1,34 @@
+"""Which config made each model: its config slice and that slice's hash, the provenance columns of every table row.
+
+Light on purpose (the config helpers and hashlib only; no NumPy, pandas or SciPy): ``workflow/rules/report.smk``
+calls :func:`row_info` while Snakemake builds the DAG, on every dry run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ftstudy.config import model_ids, trained_models, training_slice
+from ftstudy.provenance import config_hash
+
+
+def model_slice(config: Mapping, model: str) -> dict:
+    """The config slice that made a model: its training branch, the BM25 settings, or the base model id."""
+    if model in {m["model_id"] for m in trained_models(config)}:
+        return training_slice(config, model)
+    if model == "bm25":
+        return {"bm25": config["bm25"]}
+    return {"base_model": config["base_model"]}
+
+
+def row_info(config: Mapping) -> dict[str, dict]:
+    """Per model id: ``config_hash`` (12 hex digits) of its slice plus the retrieval settings, and its ``seed``
+    (None for base and bm25). These are the provenance columns of every table row."""
+    seeds = {m["model_id"]: m["seed"] for m in trained_models(config)}
+    return {
+        m: {
+            "config_hash": config_hash({"model": model_slice(config, m), "retrieval": config["retrieval"]}),
+            "seed": seeds.get(m),
+        }
+        for m in model_ids(config)
+    }
