@@ -9,8 +9,10 @@ import pytest
 from ftstudy.geometry import (
     alignment,
     anisotropy,
+    attach_texts,
     effective_rank,
     geometry_metrics,
+    pair_pids,
     sample_pairs,
     uniformity,
 )
@@ -92,3 +94,26 @@ def test_sample_pairs_is_seeded_and_judged():
 def test_sample_pairs_caps_at_the_judged_queries():
     queries, qrels, pids = _pairs_inputs()
     assert len(sample_pairs(queries, qrels, pids, n_pairs=100, seed=0)) == 4
+
+
+def test_attach_texts_gives_each_pair_its_three_texts():
+    queries, qrels, pids = _pairs_inputs()
+    pairs = sample_pairs(queries, qrels, pids, n_pairs=4, seed=3)
+    assert pair_pids(pairs) == sorted(set(pairs["pid"]) | set(pairs["rand_pid"]))
+    passages = pd.DataFrame({"pid": [*pids, 10], "text": [f"passage {p}" for p in pids] + ["a repeat of 10"]})
+    out = attach_texts(pairs, queries, passages)
+    query_text = dict(zip(queries["qid"], queries["text"], strict=True))
+    for row in out.itertuples():
+        assert row.query == query_text[row.qid]
+        assert (row.passage, row.rand_passage) == (f"passage {row.pid}", f"passage {row.rand_pid}")
+    assert list(out.columns) == ["qid", "pid", "rand_pid", "query", "passage", "rand_passage"]
+    assert list(pairs.columns) == ["qid", "pid", "rand_pid"]  # the input is not modified
+
+
+def test_attach_texts_names_the_collection_and_the_missing_pids():
+    queries, qrels, pids = _pairs_inputs()
+    pairs = sample_pairs(queries, qrels, pids, n_pairs=4, seed=3)
+    first = pair_pids(pairs)[0]
+    passages = pd.DataFrame({"pid": [p for p in pids if p != first], "text": "x"})
+    with pytest.raises(ValueError, match=rf"collection.parquet: 1 pid\(s\) .* not in the collection, e.g. \[{first}\]"):
+        attach_texts(pairs, queries, passages, "collection.parquet")

@@ -116,6 +116,31 @@ def sample_pairs(
     return pd.DataFrame(rows, columns=["qid", "pid", "rand_pid"])
 
 
+def pair_pids(pairs: pd.DataFrame) -> list[int]:
+    """Every pid that ``pairs`` (qid, pid, rand_pid) names, positives and random passages, sorted and unique."""
+    return sorted({int(v) for v in pairs["pid"]} | {int(v) for v in pairs["rand_pid"]})
+
+
+def attach_texts(
+    pairs: pd.DataFrame, queries: pd.DataFrame, passages: pd.DataFrame, source: str = "the collection"
+) -> pd.DataFrame:
+    """``pairs`` (qid, pid, rand_pid) with three text columns added: ``query``, ``passage`` (the positive) and
+    ``rand_passage``. ``queries``: qid, text; ``passages``: pid, text, holding at least :func:`pair_pids`
+    (a repeated id keeps its first text). ValueError naming ``source`` and up to five pids that have no text."""
+    texts = passages.drop_duplicates("pid").set_index("pid")["text"]
+    missing = sorted(set(pair_pids(pairs)) - set(int(p) for p in texts.index))
+    if missing:
+        raise ValueError(f"{source}: {len(missing)} pid(s) of the geometry pairs not in the collection, e.g. "
+                         f"{missing[:5]}")  # fmt: skip
+    out = pairs.copy()
+    out["query"] = out["qid"].map(queries.drop_duplicates("qid").set_index("qid")["text"])
+    if out["query"].isna().any():
+        raise ValueError(f"queries: no text for qid(s) {sorted(out.loc[out['query'].isna(), 'qid'])[:5]}")
+    out["passage"] = out["pid"].map(texts)
+    out["rand_passage"] = out["rand_pid"].map(texts)
+    return out
+
+
 # ---- aligned UMAP ------------------------------------------------------------------------------------------------
 def aligned_umap(
     embeddings: list[np.ndarray], n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 42

@@ -8,7 +8,7 @@ import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from ftstudy.atomic import write_parquet  # noqa: E402
-from ftstudy.geometry import sample_pairs  # noqa: E402
+from ftstudy.geometry import attach_texts, pair_pids, sample_pairs  # noqa: E402
 
 smk = snakemake  # noqa: F821
 queries = pd.read_parquet(smk.input.queries, columns=["qid", "text"])
@@ -17,14 +17,7 @@ pids = pq.read_table(smk.input.collection, columns=["pid"])["pid"].to_numpy()
 pairs = sample_pairs(queries, qrels, pids, smk.params.n_pairs, smk.params.seed, smk.params.min_relevance)
 if len(pairs) < smk.params.n_pairs:
     log.warning("only %d judged queries: %d pairs instead of %d", len(pairs), len(pairs), smk.params.n_pairs)
-wanted = sorted(set(pairs["pid"]) | set(pairs["rand_pid"]))
+wanted = pair_pids(pairs)
 texts = pd.read_parquet(smk.input.collection, columns=["pid", "text"], filters=[("pid", "in", wanted)])
-texts = texts.drop_duplicates("pid").set_index("pid")["text"]
-missing = sorted(set(wanted) - set(texts.index))
-if missing:
-    raise ValueError(f"{smk.input.collection}: {len(missing)} judged pid(s) not in the collection, e.g. {missing[:5]}")
-pairs["query"] = pairs["qid"].map(queries.drop_duplicates("qid").set_index("qid")["text"])
-pairs["passage"] = pairs["pid"].map(texts)
-pairs["rand_passage"] = pairs["rand_pid"].map(texts)
-write_parquet(pairs, smk.output.pairs)
+write_parquet(attach_texts(pairs, queries, texts, smk.input.collection), smk.output.pairs)
 log.info("%d pairs (seed %d, config hash %s)", len(pairs), smk.params.seed, smk.params.config_hash)
