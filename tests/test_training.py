@@ -21,6 +21,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ftstudy import config as ftconfig  # noqa: E402
+from ftstudy.losses import LOSSES  # noqa: E402
 from ftstudy.models import BASE_MODEL_ID, BASE_MODEL_SHA256, resolve_model  # noqa: E402
 from ftstudy.provenance import sha256_file  # noqa: E402
 
@@ -69,8 +70,9 @@ def _triplets(tmp: Path, n_queries: int, per_query: int = 1) -> Path:
     return path
 
 
-def _slice(method="full", loss="triplet_cosine", epochs=2, training=None, lora=None) -> dict:
-    """A training slice through the real schema defaults + check_config, as the workflow builds it."""
+def _job(method="full", loss="triplet_cosine", epochs=2, training=None, lora=None) -> tuple[dict, dict]:
+    """(training slice, execution knobs) through the real schema defaults + check_config, as the workflow
+    builds them (the slice goes through params, the knobs through snakemake.config)."""
     from snakemake.utils import validate
 
     tr = {"batch_size": 8, "warmup_steps": 0, "max_seq_length": 16, "log_every": 1, "checkpoint_every": 2}
@@ -81,7 +83,7 @@ def _slice(method="full", loss="triplet_cosine", epochs=2, training=None, lora=N
     cfg = {"dataset_dir": "unused", "training": tr, "variants": {"v": variant}}
     validate(cfg, schema=str(ftconfig.SCHEMA_PATH))
     ftconfig.check_config(cfg)
-    return ftconfig.training_slice(cfg, "v")
+    return ftconfig.training_slice(cfg, "v"), ftconfig.training_knobs(cfg, "v")
 
 
 def _loss_on(model_dir: str, triplets: Path, loss_name: str, slice_: dict) -> float:
@@ -89,7 +91,7 @@ def _loss_on(model_dir: str, triplets: Path, loss_name: str, slice_: dict) -> fl
     from sentence_transformers import SentenceTransformer
 
     from ftstudy.losses import build_loss, drop_normalize, needs_unnormalised
-    from ftstudy.training import read_triplets, split_triplets
+    from ftstudy.training_data import read_triplets, split_triplets
 
     tr = slice_["variant"]["training"]
     train, _ = split_triplets(read_triplets(triplets), tr["eval_fraction"], tr["train_fraction"], slice_["seed"])
@@ -109,16 +111,16 @@ _BASE_LOSS: dict[str, float] = {}
 
 # ---- losses x methods -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["full", "lora"])
-@pytest.mark.parametrize("loss", ["triplet_cosine", "triplet_euclidean", "mnrl"])
+@pytest.mark.parametrize("loss", LOSSES)  # every registered loss
 def test_few_steps_lower_the_loss(tmp_path, base_dir, method, loss):
     from ftstudy.training import train_variant
 
     trip = _triplets(tmp_path, n_queries=10)
     lr = 1e-3 if method == "lora" else 1e-4
     # No checkpoint in these runs (checkpoint_every > steps): the kill test covers checkpoints.
-    sl = _slice(method, loss, epochs=2, training={"lr": lr, "eval_fraction": 0.2, "checkpoint_every": 100})
+    sl, kn = _job(method, loss, epochs=2, training={"lr": lr, "eval_fraction": 0.2, "checkpoint_every": 100})
     out = tmp_path / "out"
-    summary = train_variant(sl, trip, base_dir, out, tmp_path / "partial", "v", device="cpu")
+    summary = train_variant(sl, trip, base_dir, out, tmp_path / "partial", "v", device="cpu", knobs=kn)
     if loss not in _BASE_LOSS:  # the base model's loss on the same set does not depend on the method
         _BASE_LOSS[loss] = _loss_on(base_dir, trip, loss, sl)
     before = _BASE_LOSS[loss]
@@ -147,10 +149,10 @@ def lora_run(tmp_path_factory, base_dir):
 
     tmp = tmp_path_factory.mktemp("lora")
     trip = _triplets(tmp, n_queries=10)
-    sl = _slice(
+    sl, kn = _job(
         "lora", "triplet_cosine", epochs=2, training={"lr": 1e-3, "eval_fraction": 0.2, "checkpoint_every": 100}
     )
-    summary = train_variant(sl, trip, base_dir, tmp / "out", tmp / "partial", "v", device="cpu")
+    summary = train_variant(sl, trip, base_dir, tmp / "out", tmp / "partial", "v", device="cpu", knobs=kn)
     return tmp / "out", summary
 
 
@@ -259,7 +261,7 @@ def test_as_coded_config_restates_the_original_settings():
 def test_token_collator_matches_library_tokenisation(tmp_path, base_dir):
     from sentence_transformers import SentenceTransformer
 
-    from ftstudy.training import TokenCollator, index_texts, read_triplets, tokenize_once
+    from ftstudy.training_data import TokenCollator, index_texts, read_triplets, tokenize_once
 
     df = read_triplets(_triplets(tmp_path, n_queries=6, per_query=2))
     model = SentenceTransformer(base_dir, device="cpu")
@@ -277,7 +279,7 @@ def test_token_collator_matches_library_tokenisation(tmp_path, base_dir):
 
 
 def test_epoch_batches_reshuffle_and_cover_everything():
-    from ftstudy.training import epoch_batches
+    from ftstudy.training_data import epoch_batches
 
     b = epoch_batches(10, 4, 3, seed=7)
     assert [len(x) for x in b] == [4, 4, 2] * 3
@@ -295,14 +297,17 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
     from ftstudy.training import partial_dir_for, train_variant
 
     trip = _triplets(tmp_path, n_queries=10)  # 9 train, 1 held out: 3 steps/epoch
-    sl = _slice(
+    sl, kn = _job(
         "full",
         "triplet_cosine",
         epochs=2,
         training={"batch_size": 4, "checkpoint_every": 2, "eval_fraction": 0.1, "warmup_steps": 2},
     )
     (tmp_path / "slice.json").write_text(json.dumps(sl))
-    clean = train_variant(sl, trip, base_dir, tmp_path / "clean", tmp_path / "partial_clean", "v", device="cpu")
+    (tmp_path / "knobs.json").write_text(json.dumps(kn))
+    clean = train_variant(
+        sl, trip, base_dir, tmp_path / "clean", tmp_path / "partial_clean", "v", device="cpu", knobs=kn
+    )
     assert clean["steps"] == 6
 
     out, partial_root = tmp_path / "killed", tmp_path / "partial"
@@ -312,6 +317,8 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
         "ftstudy.training",
         "--slice",
         str(tmp_path / "slice.json"),
+        "--knobs",
+        str(tmp_path / "knobs.json"),
         "--triplets",
         str(trip),
         "--base",
@@ -330,7 +337,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     partial = partial_dir_for(partial_root, "v", sl)
-    from ftstudy.training import checkpoint_complete
+    from ftstudy.trainer_adapter import checkpoint_complete
 
     deadline = time.time() + 120
     try:
@@ -346,7 +353,7 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
             proc.kill()
     assert not (out / "train_summary.json").exists() and not (out / "model").exists()
 
-    resumed = train_variant(sl, trip, base_dir, out, partial_root, "v", device="cpu")
+    resumed = train_variant(sl, trip, base_dir, out, partial_root, "v", device="cpu", knobs=kn)
     assert resumed["resumed_from_step"] >= 2
     assert not partial.exists()  # partial state deleted on success
     a = load_file(str(tmp_path / "clean" / "model" / "model.safetensors"))
@@ -361,16 +368,183 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
     assert resumed["eval_cosine_accuracy"] == pytest.approx(clean["eval_cosine_accuracy"])
 
 
-def test_bf16_path_runs_on_cpu(tmp_path, base_dir):
-    """The GPU's mixed-precision path (trainer bf16 autocast), exercised on CPU via training.dtype: bf16."""
+def _probe_layer(model) -> torch.nn.Module:
+    """The first encoder layer's feed-forward Linear (``intermediate.dense``; not a LoRA target) of a
+    SentenceTransformer, found by name so that it works with and without the peft wrapper."""
+    return next(m for n, m in model.named_modules() if n.endswith("layer.0.intermediate.dense"))
+
+
+def test_bf16_training_step_computes_in_bf16_on_cpu(tmp_path, base_dir):
+    """training.dtype: bf16 runs the trainer's own autocast path: inside every training forward the transformer's
+    activations are bfloat16, while the weights (and so a plain forward outside the trainer) stay float32."""
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+    from transformers import TrainerCallback
+
+    from ftstudy.training import train_variant
+
+    class DtypeProbe(TrainerCallback):
+        """Records the output dtype of one transformer Linear in every training-mode forward."""
+
+        def __init__(self):
+            self.seen = []
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            layer = _probe_layer(model)
+            layer.register_forward_hook(lambda m, i, o: self.seen.append(o.dtype) if m.training else None)
+
+    probe = DtypeProbe()
+    trip = _triplets(tmp_path, n_queries=6)
+    sl, kn = _job("lora", "triplet_cosine", epochs=1, training={"dtype": "bf16", "eval_fraction": 0.2, "lr": 1e-3})
+    summary = train_variant(
+        sl, trip, base_dir, tmp_path / "out", tmp_path / "partial", "v", device="cpu", knobs=kn, callbacks=[probe]
+    )
+    assert summary["dtype"] == "bf16" and summary["steps"] == 1
+    # Every training forward of the one step (the loss embeds the three columns) computed in bf16.
+    assert len(probe.seen) >= 1 and set(probe.seen) == {torch.bfloat16}, probe.seen
+    assert np.isfinite(summary["final_train_loss"]) and summary["final_train_loss"] >= 0
+    weights = load_file(str(tmp_path / "out" / "model" / "model.safetensors"))
+    assert all(w.dtype == torch.float32 for w in weights.values())  # fp32 master weights, merged adapter
+    # The same probe outside the trainer's autocast sees float32: the bf16 above came from the trainer.
+    model = SentenceTransformer(str(tmp_path / "out" / "model"), device="cpu")
+    plain: list = []
+    _probe_layer(model).register_forward_hook(lambda m, i, o: plain.append(o.dtype))
+    model.encode(["what is the capital of france"])
+    assert plain == [torch.float32]
+
+
+def test_save_best_keeps_the_checkpoint_the_metric_picked(tmp_path, base_dir):
+    """save: best through the trainer's load_best_model_at_end and our checkpoint format (LoRA: the case the
+    library's own checkpoint format cannot reload): the metric is forced to peak at step 2 of 4, and the saved
+    adapter must equal the LoRA weights of checkpoint-2, not those of the last step."""
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from ftstudy.training import EVAL_NAME, train_variant
+
+    class ForceBestAndSnapshot(TrainerCallback):
+        """Makes step 2's held-out accuracy the best; keeps the LoRA weights of every checkpoint."""
+
+        def __init__(self):
+            self.snapshots = {}
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            metrics[f"eval_{EVAL_NAME}_cosine_accuracy"] = 1.0 if state.global_step == 2 else 0.0
+
+        def on_save(self, args, state, control, model=None, **kw):
+            lora = {k: v.detach().clone() for k, v in model.state_dict().items() if ".lora_" in k}
+            self.snapshots[state.global_step] = lora
+
+    cb = ForceBestAndSnapshot()
+    trip = _triplets(tmp_path, n_queries=10)  # 8 train, 2 held out: 2 steps/epoch, 4 in all
+    sl, kn = _job("lora", epochs=2, training={"lr": 1e-3, "batch_size": 4, "eval_fraction": 0.2, "save": "best"})
+    summary = train_variant(
+        sl, trip, base_dir, tmp_path / "out", tmp_path / "partial", "v", device="cpu", knobs=kn, callbacks=[cb]
+    )
+    assert summary["steps"] == 4 and sorted(cb.snapshots) == [2, 4]
+    assert summary["saved_checkpoint"] == "best" and summary["best_checkpoint"].endswith("checkpoint-2")
+    saved = load_file(str(tmp_path / "out" / "adapter" / "adapter_model.safetensors"))
+    # model state key "0.model.base_model.model.<module>.lora_A.default.weight" -> adapter "base_model.model.<...>"
+    best = {k.removeprefix("0.model.").replace(".default.weight", ".weight"): v for k, v in cb.snapshots[2].items()}
+    last = {k.removeprefix("0.model.").replace(".default.weight", ".weight"): v for k, v in cb.snapshots[4].items()}
+    assert saved.keys() == best.keys() and len(saved) == 2 * 2 * 6  # A and B, query and value, 6 layers
+    assert all(torch.equal(saved[k], best[k]) for k in saved)
+    assert not all(torch.equal(saved[k], last[k]) for k in saved)
+
+
+def test_execution_knobs_change_no_weight_and_no_slice(tmp_path, base_dir):
+    """log_every, checkpoint_every (save: last) and dataloader_workers stay out of the slice (so out of params,
+    so they rerun nothing), and indeed change no trained weight: two runs that differ in all three (checkpoints
+    at every step and a worker process in one, none in the other) give the same model to 1e-6, with the logs
+    at each run's own granularity."""
     from safetensors.torch import load_file
 
     from ftstudy.training import train_variant
 
-    trip = _triplets(tmp_path, n_queries=6)
-    sl = _slice("lora", "triplet_cosine", epochs=1, training={"dtype": "bf16", "eval_fraction": 0.2, "lr": 1e-3})
-    summary = train_variant(sl, trip, base_dir, tmp_path / "out", tmp_path / "partial", "v", device="cpu")
-    assert summary["dtype"] == "bf16"
-    assert np.isfinite(summary["final_train_loss"]) and summary["final_train_loss"] >= 0
-    weights = load_file(str(tmp_path / "out" / "model" / "model.safetensors"))
-    assert all(w.dtype == torch.float32 for w in weights.values())  # fp32 master weights, merged adapter
+    trip = _triplets(tmp_path, n_queries=10)  # 9 train, 1 held out: 3 steps
+    runs = {}
+    for name, knobs in {
+        "a": {"log_every": 1, "checkpoint_every": 100, "dataloader_workers": 0},
+        "b": {"log_every": 2, "checkpoint_every": 1, "dataloader_workers": 1},
+    }.items():
+        sl, kn = _job(epochs=1, training={"batch_size": 4, "eval_fraction": 0.1, "lr": 1e-4, **knobs})
+        assert kn == knobs
+        runs[name] = (sl, train_variant(sl, trip, base_dir, tmp_path / name, tmp_path / "p", name, "cpu", knobs=kn))
+    assert runs["a"][0] == runs["b"][0]  # the same slice: the same params, the same partial key
+    a, b = (load_file(str(tmp_path / n / "model" / "model.safetensors")) for n in ("a", "b"))
+    base = load_file(str(Path(base_dir) / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
+    assert any(not torch.equal(a[k], base[k]) for k in a)  # it trained
+    steps = {n: pd.read_csv(tmp_path / n / "train_log.csv")["step"].tolist() for n in ("a", "b")}
+    assert steps == {"a": [1, 2, 3], "b": [2, 3]}
+
+
+def test_training_slice_leaves_out_knobs_and_seed_list_but_keeps_what_changes_the_model():
+    base = ftconfig.load_config()
+    sl = ftconfig.training_slice(base, "full_random")
+    for overrides in (
+        {"training": {"log_every": 7, "checkpoint_every": 3, "dataloader_workers": 2}},
+        {"training": {"seeds": [42, 43]}},  # adds full_random_seed43; full_random itself is unchanged
+        {"variants": {"full_random": {"training": {"log_every": 9}}}},
+    ):
+        assert ftconfig.training_slice(ftconfig.load_config(overrides=overrides), "full_random") == sl, overrides
+    cfg = ftconfig.load_config(overrides={"variants": {"full_random": {"training": {"log_every": 9}}}})
+    assert ftconfig.training_knobs(cfg, "full_random")["log_every"] == 9  # the variant's override is the knob
+    for overrides in ({"training": {"lr": 1e-4}}, {"training": {"dtype": "bf16"}}, {"training": {"save": "best"}}):
+        assert ftconfig.training_slice(ftconfig.load_config(overrides=overrides), "full_random") != sl, overrides
+    # With save: best, checkpoint_every sets the evaluation steps and so picks the saved model: it reruns.
+    best = {"save": "best"}
+    a = ftconfig.load_config(overrides={"training": {**best, "checkpoint_every": 3}})
+    b = ftconfig.load_config(overrides={"training": {**best, "checkpoint_every": 4}})
+    assert ftconfig.training_slice(a, "full_random") != ftconfig.training_slice(b, "full_random")
+
+
+# ---- one home per concept ---------------------------------------------------------------------------------
+def test_config_import_is_cheap_and_takes_loss_names_from_the_registry():
+    """ftstudy.config (imported while Snakemake builds the DAG) loads neither torch nor sentence-transformers,
+    and its loss check uses ftstudy.losses.LOSSES, the schema naming none."""
+    code = (
+        "import sys, ftstudy.config as c, ftstudy.losses as l; "
+        "print(sorted({'torch', 'sentence_transformers', 'transformers'} & set(sys.modules))); "
+        "print(c.TRAINING_LOSSES is l.LOSSES)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["[]", "True"]
+    schema_loss = ftconfig.load_schema()["properties"]["variants"]["additionalProperties"]["properties"]["loss"]
+    assert "enum" not in schema_loss
+
+
+def test_unknown_loss_error_names_the_key_and_lists_the_registry():
+    cfg = ftconfig.load_config()
+    cfg["variants"]["mine"] = {"method": "full", "negatives": "random", "loss": "cosent"}
+    with pytest.raises(ftconfig.ConfigError) as err:
+        ftconfig.check_config(cfg)
+    msg = str(err.value)
+    assert "variants.mine.loss" in msg and "'cosent'" in msg
+    assert all(f"'{name}'" in msg for name in ("triplet_cosine", "triplet_euclidean", "mnrl"))
+
+
+def test_trainer_adapter_matches_the_installed_libraries():
+    """The adapter overrides private methods: fail loudly when transformers / sentence-transformers rename them,
+    change their parameters, or stop calling them where the adapter relies on it."""
+    import importlib
+    import inspect
+
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from ftstudy.trainer_adapter import CALL_SITES, OVERRIDDEN, make_trainer_class
+
+    assert set(OVERRIDDEN) == {"_save", "_load_from_checkpoint"}
+    for name, params in OVERRIDDEN.items():
+        method = getattr(SentenceTransformerTrainer, name, None)
+        assert method is not None, f"SentenceTransformerTrainer.{name} no longer exists"
+        assert tuple(inspect.signature(method).parameters) == params, (name, inspect.signature(method))
+    for module, qualname, call in CALL_SITES:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        assert call in inspect.getsource(obj), f"{module}.{qualname} no longer calls {call}"
+    study = make_trainer_class()
+    overridden = {n for n in vars(study) if n.startswith("_") and not n.startswith("__") and callable(vars(study)[n])}
+    assert overridden == set(OVERRIDDEN)  # no other private method is overridden

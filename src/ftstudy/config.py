@@ -195,15 +195,38 @@ def model_ids(config: dict) -> list[str]:
     return [*ids, "bm25"] if config["bm25"]["enabled"] else ids
 
 
-def training_slice(config: dict, model_id: str) -> dict:
-    """Everything that determines one trained model: the resolved variant, its seed, the data that feeds it.
+#: Keys of ``training`` that change how a training job runs or reports, not the trained model: execution knobs,
+#: read from ``snakemake.config`` by workflow/scripts/train.py, never params. ``seeds`` lists the other models'
+#: seeds. ``checkpoint_every`` is a knob only with ``save: last``; with ``save: best`` it sets the evaluation steps,
+#: so it picks the saved model and stays in the slice.
+TRAINING_EXECUTION_KNOBS = ("log_every", "checkpoint_every", "dataloader_workers")
 
-    Used as a Snakemake ``params`` value so that editing one variant reruns only that variant's branch.
-    """
+
+def _trained_entry(config: dict, model_id: str) -> dict:
+    """``{"model_id", "variant", "seed"}`` of one trained model; ConfigError if there is none."""
     entry = next((m for m in trained_models(config) if m["model_id"] == model_id), None)
     if entry is None:
         raise ConfigError(f"no trained model with id '{model_id}'")
+    return entry
+
+
+def training_knobs(config: dict, model_id: str) -> dict:
+    """The execution knobs (:data:`TRAINING_EXECUTION_KNOBS`) of one trained model, the variant's overrides in."""
+    training = resolve_variant(config, _trained_entry(config, model_id)["variant"])["training"]
+    return {k: training[k] for k in TRAINING_EXECUTION_KNOBS}
+
+
+def training_slice(config: dict, model_id: str) -> dict:
+    """Everything that determines one trained model: the resolved variant, its seed, the data that feeds it.
+
+    Used as a Snakemake ``params`` value so that editing one variant reruns only that variant's branch. The
+    execution knobs (:func:`training_knobs`) and the variant's seed list are left out: they change no weight.
+    """
+    entry = _trained_entry(config, model_id)
     variant = resolve_variant(config, entry["variant"])
+    tr = variant["training"]
+    knobs = {k for k in TRAINING_EXECUTION_KNOBS if not (k == "checkpoint_every" and tr["save"] == "best")}
+    variant["training"] = {k: v for k, v in tr.items() if k not in knobs and k != "seeds"}
     data = {"triplets": config["triplets"]} if variant["negatives"] == "random" else {"mining": mining_slice(config)}
     return {"variant": variant, "seed": entry["seed"], "base_model": config["base_model"], "data": data}
 

@@ -8,6 +8,7 @@ from _common import setup
 log = setup(snakemake, preload=("sentence_transformers",))  # noqa: F821
 sys.stdout = sys.stderr  # the trainer prints its log dicts to stdout: keep them in the rule's log
 
+from ftstudy.config import training_knobs  # noqa: E402
 from ftstudy.training import train_variant  # noqa: E402
 
 smk = snakemake  # noqa: F821
@@ -19,6 +20,8 @@ summary = train_variant(
     out_dir,
     smk.params.partial_root,
     smk.wildcards.model,
+    # execution knobs (logging, checkpoints, loader workers) come from the config, not params: they rerun nothing
+    knobs=training_knobs(smk.config, smk.wildcards.model),
 )
 log.info(
     "%s: final loss %.4f, held-out cosine accuracy %.4f, %.1f triplets/s on %s (%s)",
