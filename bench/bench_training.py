@@ -113,7 +113,8 @@ def ours_run(base: str, df: pd.DataFrame, a, tmp: Path) -> float:
     validate(cfg, schema=str(ftconfig.SCHEMA_PATH))
     path = tmp / "triplets.parquet"
     df.to_parquet(path)
-    s = train_variant(ftconfig.training_slice(cfg, "v"), path, base, tmp / "out", tmp / "partial", "v", a.device)
+    sl, knobs = ftconfig.training_slice(cfg, "v"), ftconfig.training_knobs(cfg, "v")  # no checkpoint, no log row
+    s = train_variant(sl, path, base, tmp / "out", tmp / "partial", "v", a.device, knobs=knobs)
     return s["triplets_per_s"]
 
 
