@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def complete_knobs(knobs: dict | None) -> dict:
 
 
 def partial_dir_for(root: str | os.PathLike, model_id: str, slice_: dict) -> Path:
-    """``<root>/<model_id>/<config_hash(slice)>``: resumable state of one training job."""
+    """``<root>/<model_id>/<config_hash(slice)>``: the folder that :func:`open_job` opens for one training job."""
     return Path(root) / model_id / config_hash(slice_)
 
 
@@ -100,6 +101,7 @@ def progress_callbacks(log_path: Path, steps_per_epoch: int, force_eval_at_end: 
 
     class LogToCsv(TrainerCallback):
         def on_train_begin(self, args, state, control, **kw):
+            """Start the CSV (header), keeping the rows up to the resumed step."""
             rows = []
             if log_path.exists():  # resumed: keep the rows up to the checkpoint's step
                 rows = [r for r in pd.read_csv(log_path).to_dict("records") if r["step"] <= state.global_step]
@@ -109,6 +111,7 @@ def progress_callbacks(log_path: Path, steps_per_epoch: int, force_eval_at_end: 
                 w.writerows(rows)
 
         def on_log(self, args, state, control, logs=None, **kw):
+            """Append one row per training log (not the evaluation or end-of-training logs)."""
             if not logs or "loss" not in logs:
                 return
             row = {
@@ -124,6 +127,7 @@ def progress_callbacks(log_path: Path, steps_per_epoch: int, force_eval_at_end: 
                 os.fsync(fh.fileno())
 
         def on_step_end(self, args, state, control, **kw):
+            """At the last step: log; evaluate and checkpoint only with ``save: best``."""
             if state.global_step >= state.max_steps:
                 control.should_log = True
                 control.should_evaluate = control.should_evaluate or force_eval_at_end
@@ -148,18 +152,22 @@ class Job:
 
     @property
     def variant(self) -> dict:
+        """The resolved variant (``ftstudy.config.resolve_variant``)."""
         return self.slice_["variant"]
 
     @property
     def tr(self) -> dict:
+        """The variant's training settings (knobs excluded)."""
         return self.variant["training"]
 
     @property
     def seed(self) -> int:
+        """This model's seed."""
         return int(self.slice_["seed"])
 
     @property
     def save_best(self) -> bool:
+        """``training.save: best``: the best checkpoint by held-out accuracy becomes ``model/``."""
         return self.tr["save"] == "best"
 
 
@@ -432,7 +440,7 @@ def train_variant(
     model_id: str,
     device: str | None = None,
     knobs: dict | None = None,
-    callbacks: tuple = (),
+    callbacks: Sequence = (),
 ) -> dict:
     """Train one (variant, seed) and write ``model/`` (+ ``adapter/``), ``train_log.csv``, ``train_summary.json``.
 
