@@ -26,6 +26,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check src workflow tests bench
+	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
 dryrun: setup
