@@ -313,45 +313,15 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
     assert unmerged["merged"] is False and unmerged["model"] == "lora_random" and unmerged["kind"] == "unmerged"
 
 
-def _bench():
+def test_bench_times_the_package_code():
+    """bench/gpu_throughput.py times the workflow's own fast paths (their exactness is tested in test_encode.py and
+    test_search.py), not copies of them."""
     import importlib.util
 
+    from ftstudy import fast_encode, search
+
     spec = importlib.util.spec_from_file_location("gpu_throughput", REPO / "bench" / "gpu_throughput.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_bench_batching_and_fast_search_are_exact():
-    import torch
-
-    bench = _bench()
-    lengths = np.array([5, 80, 12, 80, 3, 40, 41, 7], dtype=np.int64)
-    batches = bench.budget_batches(lengths, max_tokens=160, max_batch=3)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(8))  # every text exactly once
-    assert all(lengths[b].max() * len(b) <= 160 and len(b) <= 3 for b in batches)
-    assert (
-        bench.padding_stats(lengths, batches)["padding_overhead"]
-        < bench.padding_stats(lengths, [np.arange(8)])["padding_overhead"]
-    )
-
-    rng = np.random.default_rng(1)
-    corpus = torch.from_numpy(rng.standard_normal((300, 8)).astype(np.float32))
-    queries = torch.from_numpy(rng.standard_normal((7, 8)).astype(np.float32))
-    s, i = bench.fast_search(queries, corpus, 25, score_budget_bytes=7 * 2 * 40)  # forces 8 chunks
-    want_s, want_i = _brute_force_topk(queries.numpy(), corpus.numpy(), 25)
-    np.testing.assert_array_equal(np.asarray(i), want_i)
-    np.testing.assert_allclose(np.asarray(s), want_s, rtol=1e-5, atol=1e-5)
-
-
-def test_pipelined_encoder_matches_plain_encode(base_dir):
-    from sentence_transformers import SentenceTransformer
-
-    bench = _bench()
-    texts = TEXTS * 3 + ["a much longer passage " * 20]
-    plain = SentenceTransformer(base_dir, device="cpu").encode(texts, normalize_embeddings=True)
-    ours = bench.PipelinedEncoder(
-        SentenceTransformer(base_dir, device="cpu"), "cpu", "fp32", max_tokens=256, max_batch=4, chunk=5
-    ).encode(texts)
-    assert ours.shape == plain.shape
-    np.testing.assert_allclose(ours.astype(np.float32), plain, atol=2e-3)  # fp16 output rows, same order
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.PipelinedEncoder is fast_encode.PipelinedEncoder
+    assert bench.fast_search is search.fast_search and bench.ResidentSearch is search.ResidentSearch
