@@ -102,6 +102,17 @@ def test_test_config_bytes_are_pinned(tmp_path):
     assert _digests(_write(tmp_path, SEED, TEST_SIZES)) == PINNED_TEST_DIGESTS
 
 
+def test_generate_defaults_are_the_schema_defaults_and_the_cli_uses_them(tmp_path, capsys):
+    import inspect
+
+    defaults = {n: p.default for n, p in inspect.signature(generate).parameters.items() if n in SIZE_KEYS}
+    assert defaults == DEFAULT_SIZES
+    synthetic.main(["--seed", str(SEED), "--out", str(tmp_path / "cli"), "--n-topics", "12", "--passages-per-topic",
+                    "8", "--n-train-queries", "48", "--n-dev-queries", "32", "--triples-per-query", "2"])  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["seed"] == SEED
+    assert _digests(tmp_path / "cli") == PINNED_TEST_DIGESTS
+
+
 def test_generation_does_not_touch_global_random_state():
     import random
 

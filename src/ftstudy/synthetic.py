@@ -572,30 +572,22 @@ def difficulty(ds: SyntheticDataset, model, batch_size: int = 64, seed: int = 0)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m ftstudy.synthetic [--out DIR] [--measure] [sizes]``: write and/or measure a data set."""
+    """``python -m ftstudy.synthetic --seed N [--out DIR] [--measure] [sizes]``: write and/or measure a data set.
+    The sizes default to :func:`generate`'s (the embedded default's)."""
     import argparse
-    import json
+    import inspect
     import time
 
     ap = argparse.ArgumentParser(description=main.__doc__)
-    ap.add_argument("--seed", type=int, default=20261126)
-    ap.add_argument("--n-topics", type=int, default=60)
-    ap.add_argument("--passages-per-topic", type=int, default=16)
-    ap.add_argument("--n-train-queries", type=int, default=300)
-    ap.add_argument("--n-dev-queries", type=int, default=200)
-    ap.add_argument("--triples-per-query", type=int, default=4)
+    ap.add_argument("--seed", type=int, required=True)
+    sizes = {n: p.default for n, p in inspect.signature(generate).parameters.items() if n != "seed"}
+    for name, default in sizes.items():
+        ap.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
     ap.add_argument("--out", help="folder to write the six TSV files into")
     ap.add_argument("--measure", action="store_true", help="difficulty for the real base model (offline copy)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
-    ds = generate(
-        args.seed,
-        args.n_topics,
-        args.passages_per_topic,
-        args.n_train_queries,
-        args.n_dev_queries,
-        args.triples_per_query,
-    )
+    ds = generate(args.seed, **{name: getattr(args, name) for name in sizes})
     report = {"seed": args.seed, "generate_s": round(time.perf_counter() - start, 3)}
     if args.out:
         write_dataset(ds, args.out)
