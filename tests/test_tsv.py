@@ -22,6 +22,16 @@ def _assert_nothing_written(out_dir: Path) -> None:
     assert not out_dir.exists() or list(out_dir.iterdir()) == [], "a failed job must leave no (partial) output"
 
 
+def _assert_bad_input(call, path: Path, line: int, message: str, out_dir: Path) -> TSVError:
+    """``call()`` raises TSVError naming ``path``, ``line`` and ``message``, and leaves ``out_dir`` empty."""
+    with pytest.raises(TSVError) as err:
+        call()
+    assert f"{path}, line {line}:" in str(err.value) and message in str(err.value)
+    assert err.value.line == line
+    _assert_nothing_written(out_dir)
+    return err.value
+
+
 # ---- collection ------------------------------------------------------------------------------------------
 COLLECTION_CASES = {
     "wrong_field_count": (b"0\tfirst passage\n1\tsecond\textra field\n", 2, "3 tab-separated fields; expected 2"),
@@ -44,13 +54,10 @@ INT64_MAX_ID = 9223372036854775807  # 2**63 - 1, written out: the largest id the
 def test_bad_collection_names_file_line_and_expectation(tmp_path, case):
     data, line, message = COLLECTION_CASES[case]
     tsv = _write(tmp_path / "collection.tsv", data)
-    out_dir = tmp_path / "out"
-    with pytest.raises(TSVError) as err:
-        prepare_collection(tsv, out_dir / "collection.parquet", row_group_size=1, progress=False)
-    text = str(err.value)
-    assert str(tsv) in text and f"line {line}:" in text and message in text
-    assert err.value.line == line
-    _assert_nothing_written(out_dir)
+    out = tmp_path / "out"
+    _assert_bad_input(
+        lambda: prepare_collection(tsv, out / "c.parquet", row_group_size=1, progress=False), tsv, line, message, out
+    )
 
 
 def test_collection_error_after_row_groups_leaves_no_output(tmp_path):
@@ -87,14 +94,14 @@ def test_ids_up_to_int64_max_are_kept_exactly(tmp_path):
 def test_query_id_above_int64_names_file_line_and_expectation(tmp_path):
     queries = _write(tmp_path / "queries.tsv", b"1\tfirst\n18446744073709551616\tsecond\n")
     qrels = _write(tmp_path / "qrels.tsv", b"1 0 10 1\n")
-    out_dir = tmp_path / "out"
-    with pytest.raises(TSVError) as err:
-        prepare_train(queries, qrels, out_dir / "q.parquet", out_dir / "r.parquet")
-    assert str(err.value) == (
+    out = tmp_path / "out"
+    err = _assert_bad_input(
+        lambda: prepare_train(queries, qrels, out / "q.parquet", out / "r.parquet"), queries, 2, "qid", out
+    )
+    assert str(err) == (
         f"{queries}, line 2: qid '18446744073709551616' is above int64's maximum {INT64_MAX_ID} "
         "(expected an integer id within int64)"
     )
-    _assert_nothing_written(out_dir)
 
 
 def test_crlf_line_endings_are_line_endings(tmp_path):
@@ -125,11 +132,10 @@ def test_bad_qrels(tmp_path, case):
     data, line, message = QRELS_CASES[case]
     queries = _write(tmp_path / "queries.tsv", b"1\tfirst query\n2\tsecond query\n")
     qrels = _write(tmp_path / "qrels.tsv", data)
-    out_dir = tmp_path / "out"
-    with pytest.raises(TSVError) as err:
-        prepare_train(queries, qrels, out_dir / "q.parquet", out_dir / "r.parquet")
-    assert f"{qrels}, line {line}:" in str(err.value) and message in str(err.value)
-    _assert_nothing_written(out_dir)
+    out = tmp_path / "out"
+    _assert_bad_input(
+        lambda: prepare_train(queries, qrels, out / "q.parquet", out / "r.parquet"), qrels, line, message, out
+    )
 
 
 def test_qrels_naming_unknown_query(tmp_path):
@@ -179,11 +185,10 @@ TRIPLE_CASES = {
 def test_bad_triples(tmp_path, case):
     data, line, message = TRIPLE_CASES[case]
     tsv = _write(tmp_path / "triples.train.small.tsv", data)
-    out_dir = tmp_path / "out"
-    with pytest.raises(TSVError) as err:
-        sample_triplets(tsv, out_dir / "random.parquet", n=10, seed=1, progress=False)
-    assert f"{tsv}, line {line}:" in str(err.value) and message in str(err.value)
-    _assert_nothing_written(out_dir)
+    out = tmp_path / "out"
+    _assert_bad_input(
+        lambda: sample_triplets(tsv, out / "r.parquet", n=10, seed=1, progress=False), tsv, line, message, out
+    )
 
 
 def test_head100_loads_to_100_rows_byte_for_byte(tmp_path, mini_msmarco):
