@@ -15,12 +15,12 @@ rule prepare_collection:
         "logs/prepare_collection/main.log",
     benchmark:
         "benchmarks/prepare_collection/main.tsv"
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/prepare_collection.py"
 
@@ -30,18 +30,18 @@ rule prepare_eval_collection:
         tsv=lambda w: eval_set_file(w.corpus, "collection"),
     output:
         parquet="results/data/eval/{corpus}/collection.parquet",
-    wildcard_constraints:
-        corpus=_alternation(_OWN_COLLECTIONS),
     log:
         "logs/prepare_eval_collection/{corpus}.log",
     benchmark:
         "benchmarks/prepare_eval_collection/{corpus}.tsv"
+    wildcard_constraints:
+        corpus=_alternation(_OWN_COLLECTIONS),
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/prepare_collection.py"
 
@@ -56,12 +56,12 @@ rule prepare_train:
         qrels="results/data/qrels.train.parquet",
     log:
         "logs/prepare_train/train.log",
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../../envs/data.yaml"
     script:
         "../scripts/prepare_train.py"
 
@@ -74,18 +74,18 @@ rule prepare_eval_set:
     output:
         queries="results/data/eval/{eval_set}/queries.parquet",
         qrels="results/data/eval/{eval_set}/qrels.parquet",
-    wildcard_constraints:
-        eval_set=_alternation(EVAL_SETS),
-    params:
-        min_relevance=lambda w: config["eval_sets"][w.eval_set].get("min_relevance", 1),
     log:
         "logs/prepare_eval_set/{eval_set}.log",
+    wildcard_constraints:
+        eval_set=_alternation(EVAL_SETS),
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        min_relevance=lambda w: config["eval_sets"][w.eval_set].get("min_relevance", 1),
     script:
         "../scripts/prepare_eval_set.py"
 
@@ -95,19 +95,19 @@ rule sample_random_triplets:
         tsv=dataset_file("triples.train.small.tsv"),
     output:
         parquet="results/triplets/random.parquet",
-    params:
-        n=config["triplets"]["random"]["n"],
-        seed=config["triplets"]["seed"],
     log:
         "logs/sample_random_triplets/random.log",
     benchmark:
         "benchmarks/sample_random_triplets/random.tsv"
+    conda:
+        "../../envs/data.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=120,
-    conda:
-        "../../envs/data.yaml"
+    params:
+        n=config["triplets"]["random"]["n"],
+        seed=config["triplets"]["seed"],
     script:
         "../scripts/sample_random_triplets.py"
 
@@ -122,17 +122,17 @@ if config["download"]:
                 f"download_{_src_name}"
             output:
                 [dataset_file(f) for f in _src["files"]],
-            params:
-                name=_src_name,
-                source=dict(_src),
-                partial_dir=f"results/.partial/download/{_src_name}",
             log:
                 f"logs/download/{_src_name}.log",
+            conda:
+                "../../envs/data.yaml"
             threads: 1
             resources:
                 mem_mb=1000,
                 runtime=600,
-            conda:
-                "../../envs/data.yaml"
+            params:
+                name=_src_name,
+                source=dict(_src),
+                partial_dir=f"results/.partial/download/{_src_name}",
             script:
                 "../scripts/download_msmarco.py"
