@@ -146,6 +146,38 @@ def test_changing_one_variant_reruns_that_variant_only(completed_test_run, dag, 
     assert dry_run(completed_test_run) == []
 
 
+# Execution knobs: sizes of chunks and batches, the token budget, threads. They change floats at rounding level
+# only (tests/test_encode.py, test_search.py, test_mining.py), so a completed run stays up to date.
+KNOBS = """
+encoding: {chunk_size: 7, batch_size: 3, max_tokens: 512}
+retrieval: {query_batch_size: 2, corpus_chunk_size: 5}
+mining: {query_batch_size: 3}
+"""
+
+
+def test_changing_execution_knobs_reruns_nothing(completed_test_run, tmp_path):
+    overlay = tmp_path / "knobs.yaml"
+    overlay.write_text(KNOBS)
+    assert dry_run(completed_test_run, "--configfile", "config/test.yaml", str(overlay)) == []
+    only_chunk = tmp_path / "chunk.yaml"
+    only_chunk.write_text("encoding: {chunk_size: 3}\n")
+    assert dry_run(completed_test_run, "--configfile", "config/test.yaml", str(only_chunk)) == []
+
+
+def test_changing_the_mining_seed_reruns_only_the_hard_negative_branch(completed_test_run, dag, tmp_path):
+    overlay = tmp_path / "mining_seed.yaml"
+    overlay.write_text("mining: {seed: 7}\n")
+    got = dry_run(completed_test_run, "--configfile", "config/test.yaml", str(overlay))
+    mining = producer(dag, "results/triplets/hard.parquet")
+    assert keys(got) == downstream(dag, mining)
+    assert mining.key in keys(got)
+    # no job of base or of a random-negative variant (aggregate tables and figures are downstream of every model)
+    own = [o for j in got for o in j.output if re.search(r"/(base|full_random|lora_random)(/|\.|_)", o)]
+    assert own == [], own
+    trained = {j.output[0].split("/")[2] for j in got if j.rule.startswith("train")}
+    assert trained and all(m.endswith("_hard") for m in trained), trained
+
+
 def test_until_stops_at_a_stage(tmp_path, dag):
     mining = producer(dag, "results/triplets/hard.parquet")
     got = dry_run(make_workdir(tmp_path), "--until", mining.rule)

@@ -308,3 +308,34 @@ def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
             config = deep_merge(config, yaml.safe_load(fh) or {})
     config = deep_merge(config, overrides or {})
     return validate_config(config)
+
+
+# ---- retrieval: what changes an output (params) vs execution knobs (read from config in the scripts) ---------
+ENCODING_EXECUTION_KNOBS = ("batch_size", "chunk_size", "max_tokens")
+INDEX_BUILD_KEYS = {"flat": (), "ivf": ("nlist", "seed"), "hnsw": ("hnsw_m", "ef_construction")}
+INDEX_SEARCH_KEYS = {"flat": (), "ivf": ("nprobe",), "hnsw": ("ef_search",)}
+
+
+def encoding_slice(config: dict) -> dict:
+    """The encoding settings that change a vector: ``config['encoding']`` without its execution knobs
+    (batch and chunk sizes and the token budget change fp32 vectors at rounding level only, <= 1e-6)."""
+    return {k: v for k, v in config["encoding"].items() if k not in ENCODING_EXECUTION_KNOBS}
+
+
+def index_build_slice(config: dict) -> dict:
+    """The settings that change the index file of ``retrieval.index.type`` (a flat index: none but its type)."""
+    idx = config["retrieval"]["index"]
+    return {"type": idx["type"], **{k: idx[k] for k in INDEX_BUILD_KEYS[idx["type"]]}}
+
+
+def search_slice(config: dict) -> dict:
+    """The settings that change a retrieved run: k, the rescoring depth, the index and its search-time settings;
+    the backend only with an approximate index (every exact backend returns the same top-k: ftstudy.topk).
+    Query batch and corpus chunk sizes are execution knobs (they change no output)."""
+    ret = config["retrieval"]
+    idx = ret["index"]
+    out = {"k": ret["k"], "rescore_depth": ret["rescore_depth"], "index": index_build_slice(config)}
+    out["index"].update({k: idx[k] for k in INDEX_SEARCH_KEYS[idx["type"]]})
+    if idx["type"] != "flat":
+        out["backend"] = ret["backend"]
+    return out

@@ -8,23 +8,23 @@ BM25_PARAMS = {k: v for k, v in config["bm25"].items() if k != "enabled"}
 
 rule bm25_retrieve:
     input:
-        collection=lambda w: collection_parquet(eval_corpus(w.eval_set)),
+        collection=eval_collection_of,
         queries="results/data/eval/{eval_set}/queries.parquet",
     output:
         run="results/runs/bm25/{eval_set}.trec",
-    params:
-        bm25=BM25_PARAMS,
-        k=config["retrieval"]["k"],
     log:
         "logs/bm25_retrieve/{eval_set}.log",
     benchmark:
         "benchmarks/bm25_retrieve/{eval_set}.tsv"
+    conda:
+        "../../envs/ml.yaml"
     threads: 4
     resources:
         # bm25s keeps the token ids of every passage in Python lists while indexing: ~25x the parquet size.
         mem_mb=lambda wildcards, input: max(2000, int(25 * input.size_mb)),
         runtime=lambda wildcards, input: max(10, int(input.size_mb / 10)),
-    conda:
-        "../../envs/ml.yaml"
+    params:
+        bm25=BM25_PARAMS,
+        k=config["retrieval"]["k"],
     script:
         "../scripts/bm25_retrieve.py"

@@ -27,7 +27,11 @@ TRAINED = {m["model_id"]: m for m in ftconfig.trained_models(config)}
 NEURAL_MODELS = ftconfig.neural_model_ids(config)  # base + trained
 ALL_MODELS = ftconfig.model_ids(config)  # + bm25 when enabled
 EVAL_SETS = list(config["eval_sets"])
-LORA_MODELS = [m for m, e in TRAINED.items() if config["variants"][e["variant"]]["method"] == "lora"]
+LORA_MODELS = [
+    m
+    for m, e in TRAINED.items()
+    if config["variants"][e["variant"]]["method"] == "lora"
+]
 
 
 def _alternation(names):
@@ -78,6 +82,48 @@ def model_dir(model):
     return f"results/models/{model}/model"
 
 
+# ---- named input functions (wildcards -> paths) ---------------------------------------------------------------
+def model_of(wildcards):
+    """SentenceTransformer folder of ``wildcards.model``."""
+    return model_dir(wildcards.model)
+
+
+def collection_of(wildcards):
+    """Prepared collection parquet of ``wildcards.corpus``."""
+    return collection_parquet(wildcards.corpus)
+
+
+def eval_collection_of(wildcards):
+    """Prepared collection parquet that ``wildcards.eval_set`` is searched in."""
+    return collection_parquet(eval_corpus(wildcards.eval_set))
+
+
+def eval_embeddings_of(wildcards):
+    """Embedding folder that ``wildcards.eval_set`` is searched in, for ``wildcards.model``."""
+    return f"results/embeddings/{wildcards.model}/{eval_corpus(wildcards.eval_set)}"
+
+
+def eval_index_of(wildcards):
+    """Index file that ``wildcards.eval_set`` is searched in, for ``wildcards.model``."""
+    return f"results/index/{wildcards.model}/{eval_corpus(wildcards.eval_set)}.faiss"
+
+
+def timing_embeddings_of(wildcards):
+    """Embeddings of the timing corpus for ``wildcards.model``."""
+    return f"results/embeddings/{wildcards.model}/{eval_corpus(config['timing']['eval_set'])}"
+
+
+def evaluation_inputs(wildcards):
+    """The run, the eval set's qrels and queries, and (neural models) the model folder for its provenance."""
+    w = wildcards
+    return {
+        "run": f"results/runs/{w.model}/{w.eval_set}.trec",
+        "qrels": f"results/data/eval/{w.eval_set}/qrels.parquet",
+        "queries": f"results/data/eval/{w.eval_set}/queries.parquet",
+        **({"model": model_dir(w.model)} if w.model in NEURAL_MODELS else {}),
+    }
+
+
 # ---- resources -------------------------------------------------------------------------------------------
 def gpu_resources(mem_mb, runtime):
     """Resources of a GPU rule: gpu=1, memory (MB), runtime (minutes), and gpu_model when config sets one."""
@@ -103,13 +149,22 @@ def all_targets():
         "results/triplets/hard_stats.json",
     ]
     for e in EVAL_SETS:
-        out += [f"results/data/eval/{e}/queries.parquet", f"results/data/eval/{e}/qrels.parquet"]
+        out += [
+            f"results/data/eval/{e}/queries.parquet",
+            f"results/data/eval/{e}/qrels.parquet",
+        ]
     for m in TRAINED:
-        out += [f"results/models/{m}/train_summary.json", f"results/models/{m}/train_log.csv"]
+        out += [
+            f"results/models/{m}/train_summary.json",
+            f"results/models/{m}/train_log.csv",
+        ]
     for m in ALL_MODELS:
         out.append(f"results/timing/{m}.json")
         for e in EVAL_SETS:
-            out += [f"results/metrics/{m}/{e}.json", f"results/metrics/{m}/{e}.per_query.parquet"]
+            out += [
+                f"results/metrics/{m}/{e}.json",
+                f"results/metrics/{m}/{e}.per_query.parquet",
+            ]
     out += [f"results/timing/{m}.unmerged.json" for m in LORA_MODELS]
     out += [f"results/tables/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
     out += [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
@@ -118,7 +173,8 @@ def all_targets():
 
 def all_cores():
     """Every core given with --cores (timing rules take them all so nothing runs beside the timed region);
-    1 where no --cores is given (--unlock, --report, a cluster run without the profile's cores)."""
+    1 where no --cores is given (--unlock, --report, a cluster run without the profile's cores).
+    """
     try:
         return workflow.cores
     except WorkflowError:

@@ -5,14 +5,7 @@
 
 rule evaluate:
     input:
-        unpack(
-            lambda w: {
-                "run": f"results/runs/{w.model}/{w.eval_set}.trec",
-                "qrels": f"results/data/eval/{w.eval_set}/qrels.parquet",
-                "queries": f"results/data/eval/{w.eval_set}/queries.parquet",
-                **({"model": model_dir(w.model)} if w.model in NEURAL_MODELS else {}),
-            }
-        ),
+        unpack(evaluation_inputs),
     output:
         metrics="results/metrics/{model}/{eval_set}.json",
         per_query="results/metrics/{model}/{eval_set}.per_query.parquet",

@@ -20,8 +20,8 @@ TIMING_PARAMS = {
 
 rule time_inference:
     input:
-        model=lambda w: model_dir(w.model),
-        embeddings=lambda w: f"results/embeddings/{w.model}/{TIMING_CORPUS}",
+        model=model_of,
+        embeddings=timing_embeddings_of,
         queries=f"results/data/eval/{TIMING_EVAL_SET}/queries.parquet",
     output:
         timing="results/timing/{model}.json",
@@ -47,8 +47,8 @@ rule time_inference_unmerged:
     input:
         model=model_dir("base"),
         adapter="results/models/{model}/adapter",
-        merged=lambda w: model_dir(w.model),  # read for its max_seq_length only, so both timings match
-        embeddings=lambda w: f"results/embeddings/{w.model}/{TIMING_CORPUS}",
+        merged=model_of,  # read for its max_seq_length only, so both timings match
+        embeddings=timing_embeddings_of,
         queries=f"results/data/eval/{TIMING_EVAL_SET}/queries.parquet",
     output:
         timing="results/timing/{model}.unmerged.json",
