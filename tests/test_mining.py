@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +14,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from ftstudy.config import ConfigError, check_config, load_schema
-from ftstudy.mining import (
-    SKIP_FEW_CANDIDATES,
-    SKIP_NO_CANDIDATE,
-    MiningSettings,
-    dense_retriever,
-    draw_query,
-    mine_hard_negatives,
-)
+from ftstudy.candidates import bm25_retriever, dense_retriever
+from ftstudy.config import ConfigError, check_config, schema_defaults
+from ftstudy.mining import mine_hard_negatives
+from ftstudy.negatives import SKIP_FEW_CANDIDATES, SKIP_NO_CANDIDATE, MiningSettings, draw_query
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -84,7 +80,7 @@ def _brute_search(vec):
     return fn
 
 
-def _mine(tiny, out, settings, search_fn=None, retrieve=None):
+def _mine(tiny, out, settings, search_fn=None, retrieve=None, query_batch_size=3):
     out.mkdir(parents=True, exist_ok=True)
     retrieve = retrieve or dense_retriever(
         tiny["vec"], tiny["pids"], settings.top_k, search_fn or _brute_search(tiny["vec"])
@@ -101,6 +97,7 @@ def _mine(tiny, out, settings, search_fn=None, retrieve=None):
         tiny["vec"],
         tiny["pids"],
         out / "partial",
+        query_batch_size,
         progress=False,
     )
     return pd.read_parquet(out / "hard.parquet"), stats
@@ -110,7 +107,36 @@ def _sha(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-SETTINGS = MiningSettings(top_k=30, rank_range=(6, 30), negatives_per_query=2, seed=3, query_batch_size=3)
+def paper_settings(**changes) -> MiningSettings:
+    """The schema's defaults (the paper's values) with ``changes``: MiningSettings has no defaults of its own."""
+    return MiningSettings.from_config({**schema_defaults()["mining"], **changes})
+
+
+SETTINGS = paper_settings(top_k=30, rank_range=(6, 30), negatives_per_query=2, seed=3)
+
+
+def test_settings_come_from_the_resolved_config_only():
+    assert SETTINGS.top_k == 30 and SETTINGS.miner == "base" and SETTINGS.margin is None
+    paper = paper_settings()
+    assert (paper.top_k, paper.rank_range, paper.negatives_per_query, paper.seed) == (200, (51, 200), 1, 42)
+    with pytest.raises(TypeError):
+        MiningSettings(top_k=200)  # no defaults of its own: they live in the schema
+    with pytest.raises(ValueError, match=r"mining config lacks \['rank_range', 'seed'\].*schema"):
+        MiningSettings.from_config(
+            {k: v for k, v in schema_defaults()["mining"].items() if k not in ("rank_range", "seed")}
+        )
+
+
+def test_execution_knobs_are_in_no_rerun_triggering_slice():
+    """mining.query_batch_size changes no triplet: it is neither in the mining slice nor in a hard variant's."""
+    from ftstudy.config import mining_slice, training_slice
+
+    a, b = schema_defaults(), schema_defaults()
+    b["mining"]["query_batch_size"] = 7
+    assert "query_batch_size" not in mining_slice(a) and mining_slice(a) == mining_slice(b)
+    assert training_slice(a, "full_hard") == training_slice(b, "full_hard")
+    b["mining"]["seed"] = 7  # a setting that changes the triplets does change the slices
+    assert mining_slice(a) != mining_slice(b) and training_slice(a, "full_hard") != training_slice(b, "full_hard")
 
 
 def test_ranks_in_range_positives_never_drawn_and_texts_match(tiny, tmp_path):
@@ -153,7 +179,7 @@ def test_ranks_in_range_positives_never_drawn_and_texts_match(tiny, tmp_path):
 
 def test_draw_query_many_seeds_stays_in_range_and_off_positives():
     rng = np.random.default_rng(0)
-    s = MiningSettings(top_k=50, rank_range=(11, 50), negatives_per_query=3)
+    s = paper_settings(top_k=50, rank_range=(11, 50), negatives_per_query=3)
     for qid in range(300):
         cand = rng.permutation(10_000)[:50].astype(np.int64)
         positives = np.sort(rng.choice(cand[5:30], size=int(rng.integers(1, 4)), replace=False))
@@ -170,17 +196,16 @@ def test_draw_query_many_seeds_stays_in_range_and_off_positives():
 def test_seed_fixes_output_byte_for_byte_whatever_the_batch_size(tiny, tmp_path):
     _mine(tiny, tmp_path / "a", SETTINGS)
     _mine(tiny, tmp_path / "b", SETTINGS)
-    _mine(tiny, tmp_path / "c", MiningSettings(**{**SETTINGS.__dict__, "query_batch_size": 1}))
-    _mine(tiny, tmp_path / "d", MiningSettings(**{**SETTINGS.__dict__, "query_batch_size": 100}))
+    _mine(tiny, tmp_path / "c", SETTINGS, query_batch_size=1)
+    _mine(tiny, tmp_path / "d", SETTINGS, query_batch_size=100)
     ref = _sha(tmp_path / "a" / "hard.parquet")
     for o in "bcd":
         assert _sha(tmp_path / o / "hard.parquet") == ref, o
     sa = json.loads((tmp_path / "a" / "hard_stats.json").read_text())
     sc = json.loads((tmp_path / "c" / "hard_stats.json").read_text())
-    sa["settings"].pop("query_batch_size"), sc["settings"].pop("query_batch_size")
-    assert sa == sc
+    assert sa == sc  # the stats too: the batch size is an execution knob, recorded nowhere in them
     # another seed draws other negatives (so the seed is actually used)
-    _mine(tiny, tmp_path / "e", MiningSettings(**{**SETTINGS.__dict__, "seed": 4}))
+    _mine(tiny, tmp_path / "e", replace(SETTINGS, seed=4))
     assert _sha(tmp_path / "e" / "hard.parquet") != ref
 
 
@@ -188,7 +213,7 @@ def test_real_search_backend_is_batch_size_independent(tiny, tmp_path):
     """The same with ftstudy.search (the default path, not a fake search)."""
     r1 = dense_retriever(tiny["vec"], tiny["pids"], 30)
     _mine(tiny, tmp_path / "a", SETTINGS, retrieve=r1)
-    _mine(tiny, tmp_path / "b", MiningSettings(**{**SETTINGS.__dict__, "query_batch_size": 1}), retrieve=r1)
+    _mine(tiny, tmp_path / "b", SETTINGS, retrieve=r1, query_batch_size=1)
     assert _sha(tmp_path / "a" / "hard.parquet") == _sha(tmp_path / "b" / "hard.parquet")
     df = pd.read_parquet(tmp_path / "a" / "hard.parquet")
     ref, _ = _mine(tiny, tmp_path / "c", SETTINGS)  # brute-force numpy search
@@ -219,7 +244,7 @@ def test_query_with_too_few_candidates_is_skipped_and_counted(tiny, tmp_path):
 
 def test_margin_guard_drops_near_positive_candidates(tiny, tmp_path):
     margin = 0.05
-    s = MiningSettings(**{**SETTINGS.__dict__, "margin": margin, "negatives_per_query": 5})
+    s = replace(SETTINGS, margin=margin, negatives_per_query=5)
     df, stats = _mine(tiny, tmp_path / "m", s)
     row = {p: i for i, p in enumerate(tiny["pids"])}
     qrow = {q: i for i, q in enumerate(tiny["qids"])}
@@ -237,27 +262,10 @@ def test_margin_guard_drops_near_positive_candidates(tiny, tmp_path):
     # a query whose positive is the least similar in-range passage loses every candidate: skipped, counted
     cand = np.arange(10, dtype=np.int64)
     cos = np.linspace(0.9, 0.5, 10).astype(np.float32)
-    s2 = MiningSettings(top_k=10, rank_range=(3, 10), margin=0.0)
+    s2 = paper_settings(top_k=10, rank_range=(3, 10), margin=0.0)
     assert draw_query(0, cand, np.array([9]), s2, cos, np.array([0.5], np.float32)) == SKIP_NO_CANDIDATE
     res = draw_query(0, cand, np.array([5]), s2, cos, cos[[5]])
     assert set(res.neg_pids.tolist()) <= {6, 7, 8, 9}
-
-
-def _full_config():
-    """The schema's defaults (the paper's values), filled in the way Snakemake's validate does."""
-    from snakemake.utils import validate
-
-    cfg = {"dataset_dir": "x"}
-    schema = load_schema()
-    import tempfile
-
-    import yaml
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        yaml.safe_dump(schema, fh)
-    validate(cfg, fh.name, set_default=True)
-    os.unlink(fh.name)
-    return cfg
 
 
 @pytest.mark.parametrize(
@@ -265,7 +273,7 @@ def _full_config():
     [([60, 51], 200, "greater than end"), ([0, 200], 200, ">= 1"), ([51, 201], 200, "exceeds mining.top_k")],
 )
 def test_config_rejects_bad_rank_range(rank_range, top_k, words):
-    cfg = _full_config()
+    cfg = schema_defaults()
     assert cfg["mining"]["rank_range"] == [51, 200]
     check_config(cfg)  # the paper's values pass
     bad = copy.deepcopy(cfg)
@@ -278,7 +286,7 @@ def test_config_rejects_bad_rank_range(rank_range, top_k, words):
 
 
 def test_config_rejects_more_negatives_than_the_range_holds():
-    cfg = _full_config()
+    cfg = schema_defaults()
     cfg["mining"].update(rank_range=[51, 60], negatives_per_query=10)
     check_config(cfg)  # exactly the range's size is fine
     cfg["mining"]["negatives_per_query"] = 11
@@ -301,7 +309,7 @@ def _write_inputs(d, queries, qrels, collection):
     collection.astype({"pid": "int64"}).to_parquet(d / "collection.parquet")
 
 
-def _mine_real(model, d, settings, vec, pids):
+def _mine_real(model, d, settings, vec, pids, query_batch_size=2, encoding_batch_size=64):
     from ftstudy.encode import encode_texts
 
     stats = mine_hard_negatives(
@@ -311,11 +319,12 @@ def _mine_real(model, d, settings, vec, pids):
         d / "hard.parquet",
         d / "hard_stats.json",
         settings,
-        lambda t: encode_texts(model, t, batch_size=64),
+        lambda t: encode_texts(model, t, batch_size=encoding_batch_size),
         dense_retriever(vec, pids, settings.top_k),
         vec,
         pids,
         d / "partial",
+        query_batch_size,
         progress=False,
     )
     return pd.read_parquet(d / "hard.parquet"), stats
@@ -332,7 +341,7 @@ def test_real_model_tiny_corpus(base_model, tmp_path):
     qrels = pd.DataFrame({"qid": [1, 1, 2, 3], "pid": [100, 101, 110, 135], "relevance": [1, 1, 1, 1]})
     _write_inputs(tmp_path, queries, qrels, coll)
     vec = encode_texts(base_model, texts).astype(np.float16)  # the stored format
-    s = MiningSettings(top_k=20, rank_range=(3, 20), seed=1, query_batch_size=2)
+    s = paper_settings(top_k=20, rank_range=(3, 20), seed=1)
     df, stats = _mine_real(base_model, tmp_path, s, vec, pids)
     assert len(df) == 3 and df["neg_rank"].between(3, 20).all()
     assert not any((r.qid, r.neg_pid) in set(zip(qrels.qid, qrels.pid, strict=True)) for r in df.itertuples())
@@ -342,6 +351,94 @@ def test_real_model_tiny_corpus(base_model, tmp_path):
         qi = queries.qid.tolist().index(r.qid)
         assert ref[qi, r.neg_pid - 100] == pytest.approx(np.sort(ref[qi])[::-1][r.neg_rank - 1], abs=1e-4)
     assert 0 < stats["mean_cosine"]["query_negative"] < stats["mean_cosine"]["query_positive"]
+
+
+def test_execution_knobs_change_no_triplet(base_model, tmp_path):
+    """mining.query_batch_size and encoding.batch_size are execution knobs (the rule's params do not carry them):
+    with the real encoder, two query batch sizes x two encoding batch sizes mine the same file, byte for byte, and
+    the same stats but for the cosines, which may move at fp32 rounding level (stated tolerance 1e-6)."""
+    from ftstudy.encode import encode_texts
+
+    topics = ["cat", "dog", "bread", "car", "rain", "python", "piano", "moon"]
+    texts = [f"{t} fact number {i}: a sentence about the {t}" for t in topics for i in range(5)]
+    pids = np.arange(100, 100 + len(texts), dtype=np.int64)
+    # queries of different lengths, so that the encoder pads each batch differently
+    words = ["cat", "what is the best bread to bake at home", "moon", "dog or car", "rain rain rain today", "piano"]
+    queries = pd.DataFrame({"qid": np.arange(1, 7), "text": words})
+    qrels = pd.DataFrame({"qid": np.arange(1, 7), "pid": [100, 110, 135, 105, 120, 130], "relevance": 1})
+    coll = pd.DataFrame({"pid": pids, "text": texts})
+    vec = encode_texts(base_model, texts).astype(np.float16)
+    s = paper_settings(top_k=25, rank_range=(3, 25), negatives_per_query=3, seed=5)
+    runs = {}
+    for qbs in (1, 4):
+        for ebs in (1, 64):
+            d = tmp_path / f"q{qbs}_e{ebs}"
+            _write_inputs(d, queries, qrels, coll)
+            _, stats = _mine_real(base_model, d, s, vec, pids, query_batch_size=qbs, encoding_batch_size=ebs)
+            runs[qbs, ebs] = (_sha(d / "hard.parquet"), stats)
+    (ref_sha, ref), *others = runs.values()
+    assert ref["triplets"] == 18
+    cos_keys = ("query_positive", "query_negative")
+    for sha, stats in others:
+        assert sha == ref_sha  # identical triplets, byte for byte
+        assert max(abs(stats["mean_cosine"][k] - ref["mean_cosine"][k]) for k in cos_keys) <= 1e-6
+        strip = [{k: v for k, v in x.items() if k != "mean_cosine"} for x in (stats, ref)]
+        assert strip[0] == strip[1]
+
+
+def test_workflow_job_picks_the_configured_miner(base_model, tmp_path):
+    """The rule's job (``mine_for_workflow``): the job slice picks the miner and the settings; the execution knobs
+    go to the provenance only; the partial folder is gone after success. Compared with the library calls made by
+    hand: the dense search with the base model's query embeddings, and BM25 over the collection."""
+    from ftstudy.bm25 import build_bm25
+    from ftstudy.encode import encode_texts_dtype
+    from ftstudy.mining import mine_for_workflow
+    from ftstudy.models import resolve_model
+
+    topics = ["cat", "dog", "bread", "car", "rain", "python", "piano", "moon"]
+    texts = [f"{t} fact number {i}: a sentence about the {t}" for t in topics for i in range(4)]
+    pids = np.arange(300, 300 + len(texts), dtype=np.int64)
+    coll = pd.DataFrame({"pid": pids, "text": texts})
+    queries = pd.DataFrame({"qid": [1, 2, 3, 4], "text": ["the cat", "bread fact", "a piano sentence", "moon"]})
+    qrels = pd.DataFrame({"qid": [1, 2, 3, 4], "pid": [300, 308, 324, 328], "relevance": 1})
+    _write_inputs(tmp_path, queries, qrels, coll)
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    vec = encode_texts_dtype(base_model, texts, dtype="fp32")
+    np.save(emb / "vectors.npy", vec)
+    np.save(emb / "ids.npy", pids)
+    (emb / "meta.json").write_text("{}")
+    model_dir = resolve_model("sentence-transformers/all-MiniLM-L6-v2")
+    inputs = {f: str(tmp_path / f"{f}.parquet") for f in ("queries", "qrels", "collection")}
+    inputs |= {"model": model_dir, "embeddings": str(emb)}
+    mining = {**schema_defaults()["mining"], "top_k": 20, "rank_range": [4, 20], "negatives_per_query": 2}
+    for miner in ("base", "bm25"):
+        job = {
+            "mining": {**mining, "miner": miner},
+            "base_model": "x",
+            "encoding": {"dtype": "fp32", "max_seq_length": base_model.max_seq_length},
+            "backend": "auto",
+            **({"bm25": {"k1": 0.9, "b": 0.4}} if miner == "bm25" else {}),
+        }
+        out = tmp_path / miner
+        mine_for_workflow(inputs, out / "hard.parquet", out / "hard_stats.json", job, 3, 2, out / ".partial" / "mine")
+        stats = json.loads((out / "hard_stats.json").read_text())
+        assert not (out / ".partial" / "mine").exists()
+        assert stats["provenance"]["execution"] == {"query_batch_size": 3, "encoding_batch_size": 2, "threads": 1}
+        assert stats["settings"]["miner"] == miner and stats["settings"]["rank_range"] == [4, 20]
+        s = MiningSettings.from_config(job["mining"])
+        if miner == "base":
+            retrieve = dense_retriever(vec, pids, 20, _brute_search(vec))
+        else:
+            retrieve = bm25_retriever(build_bm25(texts, k1=0.9, b=0.4), pids, 20)
+        ref = tmp_path / f"ref_{miner}"
+        mine_hard_negatives(
+            *(inputs["queries"], inputs["qrels"], inputs["collection"], ref / "hard.parquet", ref / "s.json"),
+            *(s, lambda t: encode_texts_dtype(base_model, t, dtype="fp32"), retrieve, vec, pids, ref / "p", 8),
+            retrieval_is_cosine=miner == "base",
+            progress=False,
+        )
+        pd.testing.assert_frame_equal(pd.read_parquet(out / "hard.parquet"), pd.read_parquet(ref / "hard.parquet"))
 
 
 def test_mini_msmarco_real_model(base_model, tmp_path, mini_msmarco):
@@ -361,8 +458,8 @@ def test_mini_msmarco_real_model(base_model, tmp_path, mini_msmarco):
     _write_inputs(tmp_path, queries, qrels, coll)
     base_model.max_seq_length = 64
     vec = encode_texts(base_model, coll.text.tolist(), batch_size=64).astype(np.float16)
-    s = MiningSettings(top_k=30, rank_range=(6, 30), seed=42, query_batch_size=8)
-    df, stats = _mine_real(base_model, tmp_path, s, vec, coll.pid.to_numpy())
+    s = paper_settings(top_k=30, rank_range=(6, 30), seed=42)
+    df, stats = _mine_real(base_model, tmp_path, s, vec, coll.pid.to_numpy(), query_batch_size=8)
     table = pq.read_table(tmp_path / "hard.parquet")
     assert table.num_rows == len(df) == stats["triplets"] == stats["queries_mined"] > 15
     assert stats["queries_mined"] + stats["queries_skipped"] == 20
@@ -378,7 +475,6 @@ def test_bm25_miner_uses_bm25_ranks(tmp_path):
     """miner bm25: candidates come from ftstudy.bm25 (row positions mapped to pids); cosines still base-space."""
     pytest.importorskip("bm25s")
     from ftstudy.bm25 import bm25_search, build_bm25
-    from ftstudy.mining import bm25_retriever
 
     words = ["apple", "river", "engine", "violin", "garden", "planet", "coffee", "winter"]
     rng = np.random.default_rng(5)
@@ -390,7 +486,7 @@ def test_bm25_miner_uses_bm25_ranks(tmp_path):
     qrels = pd.DataFrame({"qid": [1, 2, 3], "pid": pids[[full[0, 0], full[1, 7], 0]], "relevance": [1, 1, 1]})
     _write_inputs(tmp_path, queries, qrels, pd.DataFrame({"pid": pids, "text": texts}))
     vec = _unit(rng.normal(size=(40, 8)))
-    s = MiningSettings(miner="bm25", top_k=20, rank_range=(4, 20), negatives_per_query=3, seed=9)
+    s = paper_settings(miner="bm25", top_k=20, rank_range=(4, 20), negatives_per_query=3, seed=9)
     stats = mine_hard_negatives(
         tmp_path / "queries.parquet",
         tmp_path / "qrels.parquet",
@@ -403,6 +499,7 @@ def test_bm25_miner_uses_bm25_ranks(tmp_path):
         vec,
         pids,
         tmp_path / "partial",
+        4096,
         retrieval_is_cosine=False,
         progress=False,
     )
@@ -438,7 +535,7 @@ def test_killed_run_resumes_from_finished_batches(tiny, tmp_path):
     with pytest.raises(RuntimeError, match="killed"):
         _mine(tiny, out, SETTINGS, retrieve=dies_on_second)
     assert not (out / "hard.parquet").exists() and not (out / "hard_stats.json").exists()
-    assert sorted(p.name for p in (out / "partial").glob("batch_*")) == ["batch_000000.npz"]
+    assert sorted(p.name for p in (out / "partial").glob("*/batch_*")) == ["batch_000000.npz"]
     calls.clear()
     _mine(tiny, out, SETTINGS, retrieve=lambda q, t: (calls.append(len(t)), inner(q, t))[1])
     assert calls == [3, 2]  # 8 queries in batches of 3: the first batch came from the partial state
@@ -452,16 +549,16 @@ def test_killed_run_resumes_from_finished_batches(tiny, tmp_path):
     _mine(
         tiny,
         tmp_path / "s",
-        MiningSettings(**{**SETTINGS.__dict__, "seed": 99}),
+        replace(SETTINGS, seed=99),
         retrieve=lambda q, t: (calls.append(len(t)), inner(q, t))[1],
     )
     assert calls == [3, 3, 2]
 
 
 def test_max_queries_mines_a_seeded_sample(tiny, tmp_path):
-    s = MiningSettings(**{**SETTINGS.__dict__, "max_queries": 3})
+    s = replace(SETTINGS, max_queries=3)
     df, stats = _mine(tiny, tmp_path / "a", s)
-    df2, _ = _mine(tiny, tmp_path / "b", MiningSettings(**{**s.__dict__, "query_batch_size": 1}))
+    df2, _ = _mine(tiny, tmp_path / "b", s, query_batch_size=1)
     assert stats["selected_queries"] == 3 == df.qid.nunique() and stats["judged_queries"] == 8
     assert set(df.qid) <= set(tiny["qids"].tolist())
     pd.testing.assert_frame_equal(df, df2)
