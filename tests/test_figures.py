@@ -440,3 +440,26 @@ def test_snakemake_report_opens_with_the_front_page(tmp_path):
     assert "The config that made this report" in text and "Where each table and figure is" in text
     assert "significance with 321 resamples" in text  # the configfiles that made this report, not the defaults
     assert "showCategory('Tables')" in text and "showCategory('Figures')" in text  # links to the categories
+
+
+@pytest.mark.workflow
+def test_sample_pairs_rule_joins_the_texts(tmp_path):
+    """The thin sample_pairs script on fake prepared data: every pair carries its query's, its positive's and its
+    random passage's text, read back from the parquet inputs."""
+    from conftest import make_workdir, snakemake
+
+    wd = make_workdir(tmp_path / "wd")
+    fake_upstream(wd)
+    (wd / "results/analysis/pairs.parquet").unlink()
+    pids = np.arange(10_000, 10_400)
+    pd.DataFrame({"pid": pids, "text": [f"passage number {p}" for p in pids]}).to_parquet(
+        wd / "results/data/collection.parquet"
+    )
+    snakemake(wd, "--cores", "1", "--configfile", "config/test.yaml", "--allowed-rules", "sample_pairs", "--",
+              "results/analysis/pairs.parquet")  # fmt: skip
+    pairs = pd.read_parquet(wd / "results/analysis/pairs.parquet")
+    queries = pd.read_parquet(wd / "results/data/eval/dev/queries.parquet").set_index("qid")["text"]
+    assert len(pairs) == 24  # config/test.yaml's analysis.n_pairs
+    assert (pairs["query"] == pairs["qid"].map(queries)).all()
+    assert (pairs["passage"] == "passage number " + pairs["pid"].astype(str)).all()
+    assert (pairs["rand_passage"] == "passage number " + pairs["rand_pid"].astype(str)).all()
