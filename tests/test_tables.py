@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from ftstudy import paper
+from ftstudy.metrics import METRIC_NAMES as MEASURES
 from ftstudy.tables import inference_table, mrr_table, training_table, write_table
 
-MEASURES = ("MRR@10", "MRR@100", "nDCG@10", "R@100", "R@1000")
 TRAINED = {
     "full_random": {"variant": "full_random", "seed": 42},
     "full_random_seed43": {"variant": "full_random", "seed": 43},

@@ -20,7 +20,8 @@ import pandas as pd
 
 from ftstudy import paper
 from ftstudy.atomic import atomic_path, write_text
-from ftstudy.significance import MEASURES, canonical_measure
+from ftstudy.metrics import METRIC_NAMES
+from ftstudy.significance import canonical_measure
 
 PROVENANCE_COLUMNS = ["config_hash", "seed", "versions", "model_hash"]
 VERSION_KEYS = ("torch", "sentence-transformers", "transformers", "peft", "faiss-cpu", "faiss-gpu", "bm25s",
@@ -146,7 +147,7 @@ def mrr_table(
     for (model, eval_set), path in metrics_files.items():
         obj = read_metrics(path)
         row = {"model": group_of(model, trained), "eval_set": eval_set, "n_queries": obj.get("n_queries")}
-        row |= {m: obj["metrics"].get(m, np.nan) for m in MEASURES}
+        row |= {m: obj["metrics"].get(m, np.nan) for m in METRIC_NAMES}
         if significance is not None and model != reference and not significance.empty:
             hit = significance[
                 (significance["model"] == model)
@@ -163,8 +164,8 @@ def mrr_table(
     df = aggregate_seeds(
         per_model.drop(columns=[c for c in ("p_vs_base_holm", "p_ttest_vs_base_holm", "_sig") if c in per_model]),
         ["model", "eval_set"],
-        ["n_queries", *MEASURES],
-        list(MEASURES),
+        ["n_queries", *METRIC_NAMES],
+        list(METRIC_NAMES),
     )
     if "_sig" in per_model:
         # With several seeds: the largest p across seeds, and significant only if every seed is.
@@ -185,7 +186,7 @@ def mrr_table(
         ]
     df = _order(
         df,
-        ["model", "eval_set", "n_seeds", "n_queries", *MEASURES, "MRR@10_pct_vs_base", "p_vs_base_holm",
+        ["model", "eval_set", "n_seeds", "n_queries", *METRIC_NAMES, "MRR@10_pct_vs_base", "p_vs_base_holm",
          "p_ttest_vs_base_holm", "sig_vs_base", "paper_MRR@10", "paper_MRR@100"],
     )  # fmt: skip
     return df.sort_values(["eval_set"], kind="stable").reset_index(drop=True)
