@@ -453,10 +453,9 @@ def test_save_best_keeps_the_checkpoint_the_metric_picked(tmp_path, base_dir):
 
 
 def test_execution_knobs_change_no_weight_and_no_slice(tmp_path, base_dir):
-    """log_every, checkpoint_every (save: last) and dataloader_workers stay out of the slice (so out of params,
-    so they rerun nothing), and indeed change no trained weight: two runs that differ in all three (checkpoints
-    at every step and a worker process in one, none in the other) give the same model to 1e-6, with the logs
-    at each run's own granularity."""
+    """checkpoint_every (save: last) and dataloader_workers stay out of the slice (so out of params, so they
+    rerun nothing), and indeed change no trained weight: two runs that differ in both (checkpoints at every step
+    and a worker process in one, none in the other) give the same model to 1e-6 and the same log."""
     from safetensors.torch import load_file
 
     from ftstudy.training import train_variant
@@ -464,8 +463,8 @@ def test_execution_knobs_change_no_weight_and_no_slice(tmp_path, base_dir):
     trip = _triplets(tmp_path, n_queries=10)  # 9 train, 1 held out: 3 steps
     runs = {}
     for name, knobs in {
-        "a": {"log_every": 1, "checkpoint_every": 100, "dataloader_workers": 0},
-        "b": {"log_every": 2, "checkpoint_every": 1, "dataloader_workers": 1},
+        "a": {"checkpoint_every": 100, "dataloader_workers": 0},
+        "b": {"checkpoint_every": 1, "dataloader_workers": 1},
     }.items():
         sl, kn = _job(epochs=1, training={"batch_size": 4, "eval_fraction": 0.1, "lr": 1e-4, **knobs})
         assert kn == knobs
@@ -476,21 +475,27 @@ def test_execution_knobs_change_no_weight_and_no_slice(tmp_path, base_dir):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-6
     assert any(not torch.equal(a[k], base[k]) for k in a)  # it trained
     steps = {n: pd.read_csv(tmp_path / n / "train_log.csv")["step"].tolist() for n in ("a", "b")}
-    assert steps == {"a": [1, 2, 3], "b": [2, 3]}
+    assert steps == {"a": [1, 2, 3], "b": [1, 2, 3]}
 
 
 def test_training_slice_leaves_out_knobs_and_seed_list_but_keeps_what_changes_the_model():
     base = ftconfig.load_config()
     sl = ftconfig.training_slice(base, "full_random")
     for overrides in (
-        {"training": {"log_every": 7, "checkpoint_every": 3, "dataloader_workers": 2}},
+        {"training": {"checkpoint_every": 3, "dataloader_workers": 2}},
         {"training": {"seeds": [42, 43]}},  # adds full_random_seed43; full_random itself is unchanged
-        {"variants": {"full_random": {"training": {"log_every": 9}}}},
+        {"variants": {"full_random": {"training": {"dataloader_workers": 3}}}},
     ):
         assert ftconfig.training_slice(ftconfig.load_config(overrides=overrides), "full_random") == sl, overrides
-    cfg = ftconfig.load_config(overrides={"variants": {"full_random": {"training": {"log_every": 9}}}})
-    assert ftconfig.training_knobs(cfg, "full_random")["log_every"] == 9  # the variant's override is the knob
-    for overrides in ({"training": {"lr": 1e-4}}, {"training": {"dtype": "bf16"}}, {"training": {"save": "best"}}):
+    cfg = ftconfig.load_config(overrides={"variants": {"full_random": {"training": {"dataloader_workers": 3}}}})
+    assert ftconfig.training_knobs(cfg, "full_random")["dataloader_workers"] == 3  # the variant's override
+    # log_every sets train_log.csv's rows and final_train_loss (outputs): it reruns, like lr, dtype and save
+    for overrides in (
+        {"training": {"lr": 1e-4}},
+        {"training": {"dtype": "bf16"}},
+        {"training": {"save": "best"}},
+        {"training": {"log_every": 7}},
+    ):
         assert ftconfig.training_slice(ftconfig.load_config(overrides=overrides), "full_random") != sl, overrides
     # With save: best, checkpoint_every sets the evaluation steps and so picks the saved model: it reruns.
     best = {"save": "best"}

@@ -195,11 +195,12 @@ def model_ids(config: dict) -> list[str]:
     return [*ids, "bm25"] if config["bm25"]["enabled"] else ids
 
 
-#: Keys of ``training`` that change how a training job runs or reports, not the trained model: execution knobs,
-#: read from ``snakemake.config`` by workflow/scripts/train.py, never params. ``seeds`` lists the other models'
-#: seeds. ``checkpoint_every`` is a knob only with ``save: last``; with ``save: best`` it sets the evaluation steps,
-#: so it picks the saved model and stays in the slice.
-TRAINING_EXECUTION_KNOBS = ("log_every", "checkpoint_every", "dataloader_workers")
+#: Keys of ``training`` that change how a training job runs, not its outputs: execution knobs, read from
+#: ``snakemake.config`` by workflow/scripts/train.py, never params. ``seeds`` lists the other models' seeds.
+#: ``checkpoint_every`` is a knob only with ``save: last``; with ``save: best`` it sets the evaluation steps, so it
+#: picks the saved model and stays in the slice. ``log_every`` stays in the slice: it sets train_log.csv's rows
+#: and final_train_loss (the mean over the last ``log_every`` steps, Table III), which are outputs.
+TRAINING_EXECUTION_KNOBS = ("checkpoint_every", "dataloader_workers")
 
 
 def _trained_entry(config: dict, model_id: str) -> dict:

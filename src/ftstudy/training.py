@@ -12,8 +12,9 @@ query), :func:`build_model` (model, LoRA, loss), :func:`prepare_batches` (tokeni
   :func:`ftstudy.partial.open_partial` folder (outside the declared outputs, keyed by the training slice, stamped
   with the triplets' and starting weights' sha256). A rerun resumes from the newest complete checkpoint
   (``resume_from_checkpoint`` restores RNG states, so dropout masks match too); success closes the folder.
-- **Execution knobs** (``log_every``, ``checkpoint_every`` with ``save: last``, ``dataloader_workers``;
-  :func:`ftstudy.config.training_knobs`) come apart from the slice: they change no weight, so no rerun.
+- **Execution knobs** (``checkpoint_every`` with ``save: last``, ``dataloader_workers``;
+  :func:`ftstudy.config.training_knobs`) come apart from the slice: they change no output, so no rerun.
+  ``log_every`` stays in the slice: it sets train_log.csv's rows and final_train_loss.
 - **Outputs.** ``model/`` (last step, or best held-out accuracy with ``save: best``; LoRA merged; Normalize kept),
   ``adapter/`` (LoRA), ``train_log.csv``, ``train_summary.json``; all written atomically.
 """
@@ -146,7 +147,7 @@ class Job:
     model_id: str
     device: str
     precision: str  # fp32 | bf16 | fp16
-    knobs: dict  # execution knobs: log_every, checkpoint_every, dataloader_workers
+    knobs: dict  # execution knobs: checkpoint_every (save: last), dataloader_workers
     partial: Path  # the open_partial folder: checkpoints and the partial log
     inputs: dict  # triplets_sha256, start_weights_sha256 (the folder's stamp)
 
@@ -297,7 +298,7 @@ def training_arguments(job: Job, warmup: int):
         warmup_steps=warmup,
         optim="adamw_torch",
         logging_strategy="steps",
-        logging_steps=int(job.knobs["log_every"]),
+        logging_steps=int(tr["log_every"]),
         save_strategy="steps",
         save_steps=every,
         save_total_limit=1,
@@ -394,7 +395,7 @@ def write_summary(job: Job, data: TrainData, built: Built, batches: Batches, run
         "loss": v["loss"],
         "seed": job.seed,
         "final_train_loss": float(log_rows["loss"].iloc[-1]),
-        "final_train_loss_definition": f"mean training loss over the last {job.knobs['log_every']} optimiser steps",
+        "final_train_loss_definition": f"mean training loss over the last {job.tr['log_every']} optimiser steps",
         "last_epoch_mean_train_loss": float(last_epoch["loss"].mean()) if len(last_epoch) else None,
         "eval_cosine_accuracy": eval_acc,
         "saved_checkpoint": "best" if job.save_best else "last",
