@@ -3,12 +3,13 @@
 Three figures (goals from issue 4; anchors measured on an H200 with the plain calls):
 
 1. corpus encoding of real-length passages (MS MARCO, ~80 tokens mean):
-   plain ``SentenceTransformer.encode`` (bf16 weights, batch 512) vs ours (:class:`PipelinedEncoder`: bf16
+   plain ``SentenceTransformer.encode`` (bf16 weights, batch 512) vs ours
+   (:class:`ftstudy.fast_encode.PipelinedEncoder`: bf16
    weights, tokenisation in a background thread with the fast tokenizer's parallel batch call, batches sorted by
    token length and sized by a token budget so little padding is computed, pinned host buffers, asynchronous copies).
    Also the workflow's current path (``ftstudy.encode.encode_texts_dtype``). Goal: >= 4x plain.
 2. exact search of 10,000 queries over 8,841,823 x 384 random fp16 vectors, top-200, corpus resident on the GPU:
-   plain torch chunks (query batch 4096, corpus chunk 1M, fp32 scores: :class:`ftstudy.timing.ResidentSearch`)
+   plain torch chunks (query batch 4096, corpus chunk 1M, fp32 scores: :class:`ftstudy.ResidentSearch`)
    vs ours (:func:`fast_search`: all queries at once, fp16 scores and fp16 top-k per chunk, chunk sized by a
    memory budget) and faiss ``knn_gpu`` on the same torch tensors where faiss-gpu is installed. Goal: <= 1 s.
 3. end to end, 10,000 queries: query encoding + search (the timing protocol, :func:`ftstudy.timing.time_queries`,
@@ -26,10 +27,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import statistics
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -41,6 +40,8 @@ sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ftstudy import timing  # noqa: E402
+from ftstudy.fast_encode import PipelinedEncoder, budget_batches, padding_overhead  # noqa: E402
+from ftstudy.search import ResidentSearch, fast_search  # noqa: E402
 
 MINI = Path(__file__).resolve().parents[2] / "shared" / "data" / "mini-msmarco"
 ANCHORS = {  # H200, plain library calls (DESIGN.md)
@@ -106,132 +107,10 @@ def timed(fn, sync, repeats: int, warmup: int = 1, warm=None) -> tuple[float, li
     return statistics.median(times), times, out
 
 
-def padding_stats(lengths: np.ndarray, batches: list[np.ndarray]) -> dict:
-    """Real tokens vs tokens computed (each batch padded to its longest member)."""
-    computed = sum(int(lengths[b].max()) * len(b) for b in batches)
-    real = int(lengths.sum())
-    return {"real_tokens": real, "computed_tokens": computed, "padding_overhead": computed / max(1, real) - 1}
-
-
 def plain_batches(texts: list[str], batch_size: int) -> list[np.ndarray]:
     """The batching SentenceTransformer.encode uses: sorted by character length (longest first), fixed size."""
     order = np.argsort([-len(t) for t in texts], kind="stable")
     return [order[i : i + batch_size] for i in range(0, len(texts), batch_size)]
-
-
-def budget_batches(lengths: np.ndarray, max_tokens: int, max_batch: int) -> list[np.ndarray]:
-    """Batches of indices sorted by token length, each with (longest length x size) <= ``max_tokens``."""
-    order = np.argsort(-lengths, kind="stable")
-    out, i = [], 0
-    while i < len(order):
-        longest = max(1, int(lengths[order[i]]))
-        size = max(1, min(max_batch, max_tokens // longest))
-        out.append(order[i : i + size])
-        i += size
-    return out
-
-
-# ---- ours: pipelined encoder -----------------------------------------------------------------------------------
-class PipelinedEncoder:
-    """Encode texts with a SentenceTransformer at GPU speed.
-
-    A background thread tokenises chunks of ``chunk`` texts with the fast tokenizer's batch call (Rust, parallel,
-    releases the GIL), sorts each chunk by token length, cuts it into batches of at most ``max_tokens`` padded
-    tokens, and pads each batch into pinned host tensors. The main thread copies a batch to the device
-    asynchronously, runs the model's own modules (transformer, pooling, normalize) in ``dtype`` weights, and
-    scatters the L2-normalised embeddings back into input order. Works on the CPU too (no pinning there).
-    """
-
-    def __init__(self, model, device: str, dtype: str = "bf16", max_tokens: int = 65536, max_batch: int = 2048,
-                 chunk: int = 16384, max_length: int | None = None, prefetch: int = 4):  # fmt: skip
-
-        self.device = str(device)
-        self.model = model.to(device=self.device, dtype=torch_dtype(dtype)).eval()
-        self.tokenizer = model.tokenizer
-        self.max_length = int(max_length or getattr(model, "max_seq_length", 256) or 256)
-        self.max_tokens, self.max_batch, self.chunk, self.prefetch = max_tokens, max_batch, chunk, prefetch
-        self.pin = self.device.startswith("cuda")
-        self.dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else (
-            model.get_sentence_embedding_dimension())  # fmt: skip
-        self.last_padding = None
-
-    def _tokenize(self, texts: list[str]) -> list[list[int]]:
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, padding=False,
-                             return_attention_mask=False, return_token_type_ids=False)  # fmt: skip
-        return enc["input_ids"]
-
-    def _producer(self, texts: list[str], q: queue.Queue, stats: dict) -> None:
-        import torch
-
-        try:
-            pad_id = self.tokenizer.pad_token_id or 0
-            for start in range(0, len(texts), self.chunk):
-                ids = self._tokenize(texts[start : start + self.chunk])
-                lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-                batches = budget_batches(lengths, self.max_tokens, self.max_batch)
-                p = padding_stats(lengths, batches)
-                stats["real"] += p["real_tokens"]
-                stats["computed"] += p["computed_tokens"]
-                for b in batches:
-                    width = int(lengths[b].max())
-                    arr = np.full((len(b), width), pad_id, dtype=np.int64)
-                    for row, i in enumerate(b):
-                        arr[row, : lengths[i]] = ids[i]
-                    input_ids = torch.from_numpy(arr)
-                    mask = torch.from_numpy((np.arange(width)[None, :] < lengths[b][:, None]).astype(np.int64))
-                    index = torch.from_numpy(b + start)
-                    if self.pin:
-                        input_ids, mask, index = input_ids.pin_memory(), mask.pin_memory(), index.pin_memory()
-                    q.put((input_ids, mask, index))
-        except BaseException as exc:  # surface errors in the main thread
-            q.put(exc)
-            return
-        q.put(None)
-
-    def encode(self, texts: list[str], to_numpy: bool = True):
-        """(n, d) L2-normalised embeddings in input order: numpy float16 (``to_numpy``) or a device tensor."""
-        import torch
-
-        n = len(texts)
-        out = torch.empty((n, self.dim), dtype=torch.float16, device=self.device)
-        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
-        stats = {"real": 0, "computed": 0}
-        worker = threading.Thread(target=self._producer, args=(list(texts), q, stats), daemon=True)
-        worker.start()
-        with torch.inference_mode():
-            while (item := q.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                input_ids, mask, index = (t.to(self.device, non_blocking=True) for t in item)
-                emb = self.model({"input_ids": input_ids, "attention_mask": mask})["sentence_embedding"]
-                emb = torch.nn.functional.normalize(emb.float(), p=2, dim=1)
-                out.index_copy_(0, index, emb.to(torch.float16))
-        worker.join()
-        self.last_padding = stats["computed"] / max(1, stats["real"]) - 1
-        return out.cpu().numpy() if to_numpy else out
-
-
-# ---- ours: search ----------------------------------------------------------------------------------------------
-def fast_search(queries, corpus, k: int, score_budget_bytes: int = 8 << 30):
-    """Exact top-k by inner product, everything on ``corpus.device``: all queries at once, fp16 scores and fp16
-    top-k per corpus chunk (chunk sized so the score matrix stays under ``score_budget_bytes``), one merge.
-    queries (nq, d) and corpus (n, d) are torch tensors (fp16 on a GPU). Returns (scores fp32, indices int64) tensors.
-    """
-    import torch
-
-    nq, n = queries.shape[0], corpus.shape[0]
-    k = min(k, n)
-    q = queries.to(corpus.dtype)
-    chunk = max(k, min(n, score_budget_bytes // (2 * max(1, nq))))
-    all_s, all_i = [], []
-    for cs in range(0, n, chunk):
-        s = q @ corpus[cs : cs + chunk].T
-        top_s, top_i = torch.topk(s, min(k, s.shape[1]), dim=1, sorted=False)
-        all_s.append(top_s)
-        all_i.append(top_i + cs)
-    cat_s, cat_i = torch.cat(all_s, dim=1), torch.cat(all_i, dim=1)
-    best_s, pos = torch.topk(cat_s.float(), k, dim=1)
-    return best_s, torch.gather(cat_i, 1, pos)
 
 
 def faiss_knn_gpu(queries, corpus, k: int):
@@ -280,7 +159,7 @@ def bench_encoding(args, model_path, device, sync) -> dict:
                          warm=lambda: encode_texts_dtype(flow, few, batch_size=256, dtype=args.dtype))  # fmt: skip
 
     # What limits it: tokenisation alone, and forward passes alone on pre-tokenised, token-budget batches.
-    t_tok, _, _ = timed(lambda: ours._tokenize(texts), lambda: None, 1, warmup=0)
+    t_tok, _, _ = timed(lambda: ours.tokenize(texts), lambda: None, 1, warmup=0)
     batches = budget_batches(tok_lengths, args.max_tokens, args.max_batch)
     pre = []
     for b in batches:
@@ -309,9 +188,7 @@ def bench_encoding(args, model_path, device, sync) -> dict:
         "ours_repeats_s": reps_ours,
         "tokenize_only_pps": n / t_tok,
         "forward_only_pps": n / t_fwd,
-        "padding_overhead_plain": padding_stats(tok_lengths, plain_batches(texts, args.plain_batch))[
-            "padding_overhead"
-        ],  # fmt: skip
+        "padding_overhead_plain": padding_overhead(tok_lengths, plain_batches(texts, args.plain_batch)),
         "padding_overhead_ours": ours.last_padding,
         "min_cosine_ours_vs_plain": cos,
     }
@@ -330,13 +207,12 @@ def bench_search(args, device, sync) -> dict:
     queries = torch.nn.functional.normalize(
         torch.randn((args.search_queries, args.dim), generator=gen, device=device), dim=1)  # fmt: skip
     # Plain: chunked torch search over the resident corpus (fp32 scores), as ftstudy.search.exact_search does.
-    plain = timing.ResidentSearch(corpus, args.top_k, device, 4096, 1_000_000, dtype=dt)
+    plain = ResidentSearch(corpus, args.top_k, device, 4096, 1_000_000, dtype=dt)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     t_plain, _, (_, i_plain) = timed(lambda: plain(queries), sync, args.repeats)
     budget = args.score_budget_gb << 30
     t_ours, _, (_, i_ours) = timed(lambda: fast_search(queries, corpus, args.top_k, budget), sync, args.repeats)
-    i_ours = i_ours.cpu().numpy()
     out = {
         "corpus": list(corpus.shape),
         "corpus_dtype": str(dt).replace("torch.", ""),
@@ -368,7 +244,7 @@ def bench_end_to_end(args, model_path, device, sync, corpus) -> dict:
     texts, source = query_texts(args.e2e_queries)
     k = args.top_k
     plain_model = SentenceTransformer(model_path, device=device).to(torch_dtype(args.dtype)).eval()
-    plain_search = timing.ResidentSearch(corpus, k, device, 4096, 1_000_000, dtype=corpus.dtype)
+    plain_search = ResidentSearch(corpus, k, device, 4096, 1_000_000, dtype=corpus.dtype)
     plain = timing.time_queries(
         lambda t: plain_model.encode(t, batch_size=args.plain_batch, convert_to_tensor=True,
                                      normalize_embeddings=True, show_progress_bar=False),
@@ -378,7 +254,7 @@ def bench_end_to_end(args, model_path, device, sync, corpus) -> dict:
     budget = args.score_budget_gb << 30
     ours = timing.time_queries(
         lambda t: ours_enc.encode(t, to_numpy=False),
-        lambda q: [x.cpu() for x in fast_search(q, corpus, k, budget)],
+        lambda q: fast_search(q, corpus, k, budget),
         texts, repeats=args.repeats, sync=sync)  # fmt: skip
     return {
         "source": source,

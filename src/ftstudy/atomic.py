@@ -28,18 +28,31 @@ def _default_mode(is_dir: bool) -> int:
     return (0o777 if is_dir else 0o666) & ~_umask()
 
 
+def remove_stale_temporaries(target: Path, suffix: str) -> list[Path]:
+    """Delete the temporaries that an earlier writer of ``target`` left behind when it was killed (SIGKILL runs no
+    clean-up; at full scale such a file can hold gigabytes). Snakemake runs one job per output, so no other live
+    writer owns them. Returns what was deleted."""
+    import glob
+
+    stale = [Path(p) for p in glob.glob(str(target.parent / f".{glob.escape(target.name)}.*{suffix}.tmp"))]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return stale
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it onto ``path`` only if the block succeeds.
 
     ``suffix`` defaults to the target's suffix, so libraries that infer a format from the name still work.
-    The temporary file is removed when the block raises.
+    The temporary file is removed when the block raises, and a killed earlier writer's temporaries when the next
+    write starts.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=(target.suffix if suffix is None else suffix) + ".tmp", dir=target.parent
-    )
+    suffix = target.suffix if suffix is None else suffix
+    remove_stale_temporaries(target, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, _default_mode(is_dir=False))
@@ -56,6 +69,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary directory beside ``path``; it replaces ``path`` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target, "")
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, _default_mode(is_dir=True))
     try:

@@ -23,9 +23,6 @@ from scipy import stats
 
 from ftstudy.metrics import METRIC_NAMES
 
-# Transitional alias: tables.py still imports it from here. The one definition is ftstudy.metrics.METRIC_NAMES.
-MEASURES = METRIC_NAMES
-
 _RR = re.compile(r"^M?RR(\(.*\))?@(\d+)$", re.IGNORECASE)
 _RECALL = re.compile(r"^(R|Recall)(\(.*\))?@(\d+)$", re.IGNORECASE)
 _NDCG = re.compile(r"^nDCG(\(.*\))?@(\d+)$", re.IGNORECASE)

@@ -93,6 +93,27 @@ def collection_of(wildcards):
     return collection_parquet(wildcards.corpus)
 
 
+def eval_collection_tsv_of(wildcards):
+    """The TSV collection of the eval set named ``wildcards.corpus``."""
+    return eval_set_file(wildcards.corpus, "collection")
+
+
+def eval_queries_tsv_of(wildcards):
+    """The TSV queries of ``wildcards.eval_set``."""
+    return eval_set_file(wildcards.eval_set, "queries")
+
+
+def eval_qrels_tsv_of(wildcards):
+    """The TSV qrels of ``wildcards.eval_set``."""
+    return eval_set_file(wildcards.eval_set, "qrels")
+
+
+def triplets_of(wildcards):
+    """Random or mined hard triplets of the trained model ``wildcards.model``, by its variant's ``negatives``."""
+    variant = config["variants"][TRAINED[wildcards.model]["variant"]]
+    return ftconfig.NEGATIVE_SOURCES[variant["negatives"]]
+
+
 def eval_collection_of(wildcards):
     """Prepared collection parquet that ``wildcards.eval_set`` is searched in."""
     return collection_parquet(eval_corpus(wildcards.eval_set))

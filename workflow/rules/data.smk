@@ -27,7 +27,7 @@ rule prepare_collection:
 
 rule prepare_eval_collection:
     input:
-        tsv=lambda w: eval_set_file(w.corpus, "collection"),
+        tsv=eval_collection_tsv_of,
     output:
         parquet="results/data/eval/{corpus}/collection.parquet",
     log:
@@ -68,9 +68,9 @@ rule prepare_train:
 
 rule prepare_eval_set:
     input:
-        queries=lambda w: eval_set_file(w.eval_set, "queries"),
-        qrels=lambda w: eval_set_file(w.eval_set, "qrels"),
-        collection=lambda w: collection_parquet(eval_corpus(w.eval_set)),
+        queries=eval_queries_tsv_of,
+        qrels=eval_qrels_tsv_of,
+        collection=eval_collection_of,
     output:
         queries="results/data/eval/{eval_set}/queries.parquet",
         qrels="results/data/eval/{eval_set}/qrels.parquet",
@@ -85,7 +85,7 @@ rule prepare_eval_set:
         mem_mb=2000,
         runtime=20,
     params:
-        min_relevance=lambda w: config["eval_sets"][w.eval_set].get("min_relevance", 1),
+        min_relevance=lambda w: config["eval_sets"][w.eval_set]["min_relevance"],
     script:
         "../scripts/prepare_eval_set.py"
 

@@ -6,15 +6,15 @@ rule base_model:
     output:
         model=directory("results/models/base/model"),
         source="results/models/base/source.json",
-    params:
-        spec=config["base_model"],
     log:
         "logs/base_model/base.log",
+    conda:
+        "../../envs/ml.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/ml.yaml"
+    params:
+        spec=config["base_model"],
     script:
         "../scripts/base_model.py"

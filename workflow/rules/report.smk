@@ -147,7 +147,7 @@ rule sample_pairs:
 rule encode_pairs:
     input:
         pairs="results/analysis/pairs.parquet",
-        model=lambda w: model_dir(w.model),
+        model=model_of,
     output:
         npz="results/analysis/pairs/{model}.npz",
     log:
@@ -319,6 +319,6 @@ rule figure_hard_negative_ranks:
         runtime=10,
     params:
         rank_range=config["mining"]["rank_range"],
-        config_hash=config_hash({"mining": config["mining"]}),
+        config_hash=config_hash({"mining": ftconfig.mining_slice(config)}),
     script:
         "../scripts/figure_hard_negative_ranks.py"

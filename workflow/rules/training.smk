@@ -12,9 +12,7 @@ FULL_RE = _alternation(FULL_MODELS)
 rule train_full:
     input:
         # random or mined hard negatives, by the variant's `negatives`
-        triplets=lambda wc: ftconfig.NEGATIVE_SOURCES[
-            config["variants"][TRAINED[wc.model]["variant"]]["negatives"]
-        ],
+        triplets=triplets_of,
         base=model_dir("base"),
     output:
         model=directory("results/models/{model}/model"),
