@@ -417,14 +417,14 @@ def test_workflow_job_picks_the_configured_miner(base_model, tmp_path):
             "mining": {**mining, "miner": miner},
             "base_model": "x",
             "encoding": {"dtype": "fp32", "max_seq_length": base_model.max_seq_length},
-            "backend": "auto",
             **({"bm25": {"k1": 0.9, "b": 0.4}} if miner == "bm25" else {}),
         }
         out = tmp_path / miner
         mine_for_workflow(inputs, out / "hard.parquet", out / "hard_stats.json", job, 3, 2, out / ".partial" / "mine")
         stats = json.loads((out / "hard_stats.json").read_text())
         assert not (out / ".partial" / "mine").exists()
-        assert stats["provenance"]["execution"] == {"query_batch_size": 3, "encoding_batch_size": 2, "threads": 1}
+        execution = {"query_batch_size": 3, "encoding_batch_size": 2, "threads": 1, "backend": "auto"}
+        assert stats["provenance"]["execution"] == execution
         assert stats["settings"]["miner"] == miner and stats["settings"]["rank_range"] == [4, 20]
         s = MiningSettings.from_config(job["mining"])
         if miner == "base":

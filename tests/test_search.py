@@ -86,9 +86,15 @@ def test_ivf_all_lists_is_exact_and_hnsw_recall(caplog, data):
 
 
 def test_auto_backend_choice(monkeypatch):
-    """auto = the fastest exact backend measured per device (torch on both), whatever faiss build is installed."""
+    """auto = the fastest exact backend measured per device: faiss-cpu on the CPU (torch without faiss), torch on
+    a GPU whatever faiss build is installed."""
     monkeypatch.setattr(S, "_cuda_available", lambda: False)
+    assert S.resolve_backend("auto") == ("faiss", "cpu")
+    monkeypatch.setattr(S, "_faiss_installed", lambda: False)
     assert S.resolve_backend("auto") == ("torch", "cpu")
+    with pytest.raises(ImportError, match="needs faiss-cpu"):
+        S.resolve_backend("faiss")
+    monkeypatch.setattr(S, "_faiss_installed", lambda: True)
     monkeypatch.setattr(S, "_cuda_available", lambda: True)
     for faiss_gpu in (False, True):
         monkeypatch.setattr(S, "faiss_gpu_available", lambda v=faiss_gpu: v)

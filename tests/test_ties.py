@@ -49,3 +49,11 @@ def test_search_breaks_ties_by_pid_end_to_end(tmp_path):
     path = tmp_path / "r.trec"
     write_run(path, np.array([7]), pids[rows], scores, "m")
     assert read_run(path).pid.tolist() == [10, 20, 30]
+
+
+def test_every_run_is_written_by_score_then_pid(tmp_path):
+    """A retriever that returns ties in another order (BM25's internal order) still gets them written by pid."""
+    path = tmp_path / "bm25.trec"
+    write_run(path, np.array([1]), np.array([[30, 10, 20, 5]]), np.array([[0.5, 0.5, 0.9, 0.5]]), "bm25")
+    run = read_run(path)
+    assert run.pid.tolist() == [20, 5, 10, 30] and run["rank"].tolist() == [1, 2, 3, 4]

@@ -8,6 +8,7 @@ Every error names the offending key.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import re
 from pathlib import Path
@@ -19,11 +20,8 @@ from ftstudy.losses import LOSSES as TRAINING_LOSSES  # the one list of loss nam
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 RESERVED_MODEL_IDS = ("base", "bm25")
-# What a variant may name (mirrors the schema's enums; checked here too, with messages that name the key).
-TRAINING_METHODS = ("full", "lora")
-# negatives -> the triplet file that the workflow produces for it.
+# negatives -> the triplet file that the workflow produces for it (the schema's enum names the same keys).
 NEGATIVE_SOURCES = {"random": "results/triplets/random.parquet", "hard": "results/triplets/hard.parquet"}
-MODEL_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class ConfigError(ValueError):
@@ -109,36 +107,23 @@ def check_mining(mining: dict) -> None:
 def check_config(config: dict) -> None:
     """Semantic checks that the JSON Schema cannot express. Raises ConfigError naming the key.
 
-    Expects a config that already passed the schema (so defaults are filled in).
+    Expects a config that already passed the schema (which rejects unknown keys, wrong types, out-of-range
+    numbers, unknown methods and negative sources, and variant names that break the id pattern or reuse base/bm25;
+    those are not checked again here).
     """
     check_mining(config["mining"])
     for name, variant in config["variants"].items():
-        if name in RESERVED_MODEL_IDS or not MODEL_ID_PATTERN.match(name):
-            raise ConfigError(
-                f"config key 'variants.{name}': variant names must match ^[a-z][a-z0-9_]*$ "
-                f"and not be one of {RESERVED_MODEL_IDS}"
-            )
         if re.search(r"_seed\d+$", name):
             raise ConfigError(f"config key 'variants.{name}': names ending in _seed<N> are reserved for seeds")
-        for key, allowed in (
-            ("method", TRAINING_METHODS),
-            ("negatives", tuple(NEGATIVE_SOURCES)),
-            ("loss", TRAINING_LOSSES),
-        ):
-            value = variant.get(key, "triplet_cosine" if key == "loss" else None)
-            if value not in allowed:
-                what = " (no rule produces triplets for it)" if key == "negatives" else ""
-                raise ConfigError(f"config key 'variants.{name}.{key}': '{value}' is not one of {list(allowed)}{what}")
+        loss = resolve_variant(config, name)["loss"]
+        if loss not in TRAINING_LOSSES:  # the loss registry is the one list of names: the schema has no enum
+            raise ConfigError(f"config key 'variants.{name}.loss': '{loss}' is not one of {list(TRAINING_LOSSES)}")
         _validate_overrides(variant.get("training", {}), "training", f"variants.{name}.training")
         _validate_overrides(variant.get("lora", {}), "lora", f"variants.{name}.lora")
         if variant.get("lora") and variant["method"] != "lora":
             raise ConfigError(
                 f"config key 'variants.{name}.lora': LoRA settings given for method '{variant['method']}'"
             )
-        resolved = resolve_variant(config, name)
-        tr = resolved["training"]
-        if tr["warmup_ratio"] is None and tr["warmup_steps"] < 0:
-            raise ConfigError(f"config key 'variants.{name}.training.warmup_steps' must be >= 0")
     for key in ("timing", "analysis"):
         if config[key]["eval_set"] not in config["eval_sets"]:
             raise ConfigError(
@@ -149,6 +134,18 @@ def check_config(config: dict) -> None:
         raise ConfigError("config key 'mining.miner': 'bm25' needs bm25.enabled: true")
 
 
+@functools.cache
+def _variant_defaults() -> tuple:
+    props = load_schema()["properties"]["variants"]["additionalProperties"]["properties"]
+    return tuple((k, p["default"]) for k, p in props.items() if "default" in p and k not in ("training", "lora"))
+
+
+def variant_defaults() -> dict:
+    """The schema's defaults of a variant's own keys (loss, epochs): JSON Schema validation does not fill them in
+    for the entries of ``variants`` (they are additionalProperties), so :func:`resolve_variant` does."""
+    return dict(_variant_defaults())
+
+
 def resolve_variant(config: dict, name: str) -> dict:
     """The full settings of one variant: shared ``training``/``lora`` with the variant's overrides merged in.
 
@@ -156,15 +153,15 @@ def resolve_variant(config: dict, name: str) -> dict:
     """
     if name not in config["variants"]:
         raise ConfigError(f"config key 'variants': no variant named '{name}'")
-    v = config["variants"][name]
+    v = {**variant_defaults(), **config["variants"][name]}
     training = deep_merge(config["training"], v.get("training", {}))
     lora = deep_merge(config["lora"], v.get("lora", {})) if v["method"] == "lora" else None
     return {
         "name": name,
         "method": v["method"],
         "negatives": v["negatives"],
-        "loss": v.get("loss", "triplet_cosine"),
-        "epochs": v.get("epochs", 3),
+        "loss": v["loss"],
+        "epochs": v["epochs"],
         "training": training,
         "lora": lora,
     }

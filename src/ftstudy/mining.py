@@ -214,14 +214,16 @@ def mine_for_workflow(
     encoding_batch_size: int,
     partial_root: str | os.PathLike,
     threads: int = 1,
+    backend: str = "auto",
 ) -> dict:
     """Rule ``mine_hard_negatives``: load the base model and its corpus embeddings, pick the miner, mine.
 
     inputs: ``queries``, ``qrels``, ``collection`` (parquet), ``model`` (SentenceTransformer folder),
     ``embeddings`` (the base model's corpus embeddings). job_slice: the config that feeds the output
-    (``mining`` without execution knobs, ``base_model``, ``encoding`` dtype and max_seq_length, ``backend``,
-    ``bm25`` k1/b for the bm25 miner). query_batch_size / encoding_batch_size / threads: execution knobs,
-    recorded in the provenance only.
+    (``mining`` without execution knobs, ``base_model``, ``encoding`` dtype and max_seq_length, ``bm25`` k1/b for
+    the bm25 miner). query_batch_size / encoding_batch_size / threads / backend (``retrieval.backend``: every
+    exact backend returns the same candidates, :mod:`ftstudy.topk`): execution knobs, recorded in the provenance
+    only.
     """
     from ftstudy.candidates import make_retriever
     from ftstudy.encode import load_embeddings
@@ -239,11 +241,12 @@ def mine_for_workflow(
         ids,
         inputs["collection"],
         device,
-        job_slice["backend"],
+        backend,
         job_slice.get("bm25"),
         threads,
     )
-    execution = {"query_batch_size": query_batch_size, "encoding_batch_size": encoding_batch_size, "threads": threads}
+    execution = {"query_batch_size": query_batch_size, "encoding_batch_size": encoding_batch_size, "threads": threads,
+                 "backend": backend}  # fmt: skip
     return mine_hard_negatives(
         inputs["queries"],
         inputs["qrels"],

@@ -26,8 +26,10 @@ def write_run(
 ) -> None:
     """Write a TREC run atomically.
 
-    qids: (nq,) int; pids, scores: (nq, k) best first (row i belongs to qids[i]). Entries with pid < 0 (faiss
-    pads with -1 when fewer than k hits exist) are skipped. Scores are written with 6 decimals.
+    qids: (nq,) int; pids, scores: (nq, k) (row i belongs to qids[i]). Each row is written in the study's order,
+    score descending, then pid ascending, whatever order it comes in (so ties break the same way for every
+    retriever, BM25 included). Entries with pid < 0 (faiss pads with -1 when fewer than k hits exist) are
+    skipped. Scores are written with 6 decimals; ranks are 1..k in that order.
     """
     qids = np.asarray(qids, dtype=np.int64)
     pids = np.asarray(pids, dtype=np.int64)
@@ -36,6 +38,8 @@ def write_run(
         raise ValueError(f"write_run: qids {qids.shape}, pids {pids.shape}, scores {scores.shape} do not match")
     if any(c.isspace() for c in run_name) or not run_name:
         raise ValueError(f"write_run: run_name '{run_name}' must be non-empty without whitespace")
+    order = np.lexsort((pids, -scores), axis=-1)
+    pids, scores = np.take_along_axis(pids, order, -1), np.take_along_axis(scores, order, -1)
     nq, k = pids.shape
     ranks = np.tile(np.arange(1, k + 1, dtype=np.int64), nq)
     df = pd.DataFrame(

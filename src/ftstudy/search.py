@@ -194,6 +194,14 @@ def faiss_gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+def _faiss_installed() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _cuda_available() -> bool:
     try:
         import torch
@@ -203,11 +211,14 @@ def _cuda_available() -> bool:
 
 
 # The fastest exact backend measured on each device, and the measurement that decided it (docs/retrieval.md).
+# On the CPU the order depends on the host's BLAS: on the AMD EPYC build machine (torch's MKL) faiss-cpu wins; a
+# 26 Nov run on an earlier build machine had torch ahead (1.69x vs 0.67x at 10,000 x 1M). `retrieval.backend`
+# overrides it; every exact backend returns the same top-k (ftstudy.topk), so the choice changes no output.
 AUTO_BACKEND = {
     "cpu": (
-        "torch",
-        "bench/bench_search.py --n-corpus 1000000 --n-queries 10000 --k 200 on the 2-core build machine: "
-        "torch 1.69x NumPy brute force, faiss-cpu 0.67x",
+        "faiss",
+        "bench/bench_search.py, 2-core AMD EPYC build machine, 1 Dec 2026, quiet: 2,000 x 1M x 384, top-200, median "
+        "of 3: faiss-cpu 2.06x NumPy brute force, torch 1.08x; 10,000 x 200,000: faiss-cpu 2.25x, torch 1.47x",
     ),
     "cuda": (
         "torch",
@@ -220,9 +231,9 @@ AUTO_BACKEND = {
 def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[str, str]:
     """Pick ``(backend, device)`` for :func:`search`.
 
-    ``auto``: the fastest exact backend measured for the device (:data:`AUTO_BACKEND`): torch on the CPU and on
-    a GPU. ``faiss`` uses faiss-gpu where it is installed and sees a GPU, else faiss-cpu. ``device`` (cpu/cuda)
-    forces the device; by default a visible GPU is used.
+    ``auto``: the fastest exact backend measured for the device (:data:`AUTO_BACKEND`): faiss-cpu on the CPU
+    (torch where faiss is not installed), torch on a GPU. ``faiss`` uses faiss-gpu where it is installed and sees
+    a GPU, else faiss-cpu. ``device`` (cpu/cuda) forces the device; by default a visible GPU is used.
     """
     if backend not in BACKENDS:
         raise ValueError(f"retrieval backend '{backend}': expected one of {BACKENDS}")
@@ -230,12 +241,12 @@ def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[s
     dev = "cuda" if gpu else "cpu"
     if backend == "auto":
         backend = AUTO_BACKEND[dev][0]
+        if backend == "faiss" and not _faiss_installed():
+            backend = "torch"
     if backend == "torch":
         return "torch", dev
-    try:
-        import faiss  # noqa: F401
-    except ImportError:
-        raise ImportError("retrieval backend 'faiss' needs faiss-cpu or faiss-gpu (pip install '.[cpu]')") from None
+    if not _faiss_installed():
+        raise ImportError("retrieval backend 'faiss' needs faiss-cpu or faiss-gpu (pip install '.[cpu]')")
     return "faiss", ("cuda" if gpu and faiss_gpu_available() else "cpu")
 
 

@@ -4,12 +4,12 @@
 
 
 # The config that feeds hard.parquet: a change here reruns mining (and the hard-negative variants) only.
-# Execution knobs (mining.query_batch_size, encoding.batch_size) are not in it: the script reads them from config.
+# Execution knobs (mining.query_batch_size, encoding.batch_size, retrieval.backend: every exact backend returns the
+# same candidates) are not in it: the script reads them from config.
 MINING_SLICE = {
     "mining": ftconfig.mining_slice(config),
     "base_model": config["base_model"],
     "encoding": {k: config["encoding"][k] for k in ("dtype", "max_seq_length")},
-    "backend": config["retrieval"]["backend"],
     **(
         {"bm25": {k: config["bm25"][k] for k in ("k1", "b")}}
         if config["mining"]["miner"] == "bm25"

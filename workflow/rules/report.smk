@@ -22,6 +22,9 @@ TABLE_SLICE = {
     "analysis": ANALYSIS,
     "models": {m: v["config_hash"] for m, v in REPORT_INFO.items()},
 }
+EVAL_QUERY_FILES = expand(
+    "results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS
+)
 PAIRS_SLICE = {
     "eval_set": ANALYSIS_SET,
     "definition": config["eval_sets"][ANALYSIS_SET],
@@ -33,9 +36,7 @@ PAIRS_SLICE = {
 rule significance:
     input:
         per_query=PER_QUERY_FILES,
-        queries=expand(
-            "results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS
-        ),
+        queries=EVAL_QUERY_FILES,
     output:
         csv=report(
             "results/tables/significance.csv",
@@ -138,7 +139,7 @@ rule sample_pairs:
     params:
         n_pairs=ANALYSIS["n_pairs"],
         seed=ANALYSIS["seed"],
-        min_relevance=config["eval_sets"][ANALYSIS_SET].get("min_relevance", 1),
+        min_relevance=config["eval_sets"][ANALYSIS_SET]["min_relevance"],
         config_hash=config_hash(PAIRS_SLICE),
     script:
         "../scripts/sample_pairs.py"
@@ -163,7 +164,7 @@ rule encode_pairs:
     resources:
         **gpu_resources(mem_mb=8000, runtime=20),
     params:
-        batch_size=config["encoding"]["batch_size"],
+        # what changes a vector; encoding.batch_size is an execution knob, read by the script from the config
         max_seq_length=config["encoding"]["max_seq_length"],
     script:
         "../scripts/encode_pairs.py"
@@ -267,9 +268,7 @@ rule figure_training_loss:
 rule figure_mrr_ci:
     input:
         per_query=PER_QUERY_FILES,
-        queries=expand(
-            "results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS
-        ),
+        queries=EVAL_QUERY_FILES,
     output:
         png=report(
             "results/figures/mrr_ci.png",

@@ -3,8 +3,6 @@
 # Every embedding is L2-normalised: retrieval ranks by cosine similarity for every model, whatever its loss.
 
 CORPUS_RE = _alternation(CORPORA)
-# device None: a GPU when one is visible (CUDA_VISIBLE_DEVICES decides on a cluster), else the CPU.
-RETRIEVAL_DEVICE = None
 
 
 rule encode_corpus:
@@ -28,7 +26,6 @@ rule encode_corpus:
     params:
         encoding=ftconfig.encoding_slice(config),
         partial_root="results/.partial/encode_corpus/{model}/{corpus}",
-        device=RETRIEVAL_DEVICE,
     script:
         "../scripts/encode_corpus.py"
 
@@ -80,6 +77,5 @@ rule retrieve:
     params:
         search=ftconfig.search_slice(config),
         encoding=ftconfig.encoding_slice(config),
-        device=RETRIEVAL_DEVICE,
     script:
         "../scripts/retrieve.py"

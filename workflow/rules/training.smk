@@ -1,6 +1,6 @@
 # Training: one job per trained model id (variant x seed). The triplet file follows the variant's negatives;
 # params carry only this model's config slice (what changes its weights), so editing one variant reruns only its
-# branch; the execution knobs (ftconfig.training_knobs: logging, checkpoint_every with save: last, loader workers)
+# branch; the execution knobs (ftconfig.training_knobs: checkpoint_every with save: last, loader workers)
 # are read from the config by the script and rerun nothing. Resumable state (checkpoints, partial log) lives
 # under results/.partial/train/{model}/<config_hash>/, outside the outputs.
 

@@ -15,7 +15,7 @@ smk = snakemake  # noqa: F821
 enc = smk.params.encoding  # what changes a vector
 knobs = smk.config["encoding"]  # execution knobs: batch_size, chunk_size, max_tokens (rerun nothing)
 coll = pd.read_parquet(smk.input.collection, columns=["pid", "text"])
-model = load_model(smk.input.model, device=smk.params.device)
+model = load_model(smk.input.model)  # a GPU when one is visible (CUDA_VISIBLE_DEVICES decides), else the CPU
 model.max_seq_length = enc["max_seq_length"]
 compute = resolve_dtype(enc["dtype"], str(model.device))
 weights = model_weights_sha256(smk.input.model)

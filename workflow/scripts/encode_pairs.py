@@ -17,7 +17,7 @@ model = load_model(smk.input.model)  # the GPU when there is one, else the CPU
 model.max_seq_length = smk.params.max_seq_length
 log.info("encoding %d pairs with %s on %s", len(pairs), smk.input.model, model.device)
 arrays = {
-    key: encode_texts(model, pairs[col].tolist(), batch_size=smk.params.batch_size)
+    key: encode_texts(model, pairs[col].tolist(), batch_size=smk.config["encoding"]["batch_size"])
     for key, col in (("q", "query"), ("p", "passage"), ("r", "rand_passage"))
 }
 with atomic_path(smk.output.npz) as tmp, open(tmp, "wb") as fh:

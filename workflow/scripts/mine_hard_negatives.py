@@ -17,4 +17,5 @@ mine_for_workflow(
     encoding_batch_size=smk.config["encoding"]["batch_size"],
     partial_root=smk.params.partial_root,
     threads=smk.threads,
+    backend=smk.config["retrieval"]["backend"],
 )

@@ -21,9 +21,9 @@ faiss.omp_set_num_threads(smk.threads)
 ret, enc = smk.params.search, smk.params.encoding  # what changes the run
 knobs = {**smk.config["retrieval"], **{f"enc_{k}": v for k, v in smk.config["encoding"].items()}}  # rerun nothing
 queries = pd.read_parquet(smk.input.queries, columns=["qid", "text"])
-model = load_model(smk.input.model, device=smk.params.device)
+model = load_model(smk.input.model)  # a GPU when one is visible (CUDA_VISIBLE_DEVICES decides), else the CPU
 model.max_seq_length = enc["max_seq_length"]
-backend, device = resolve_backend(ret.get("backend", knobs["backend"]), smk.params.device)
+backend, device = resolve_backend(ret.get("backend", knobs["backend"]), str(model.device))
 log.info("%d queries of %s, model %s; backend %s on %s", len(queries), smk.wildcards.eval_set, smk.wildcards.model,
          backend, device)  # fmt: skip
 

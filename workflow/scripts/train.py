@@ -20,7 +20,7 @@ summary = train_variant(
     out_dir,
     smk.params.partial_root,
     smk.wildcards.model,
-    # execution knobs (logging, checkpoints, loader workers) come from the config, not params: they rerun nothing
+    # execution knobs (checkpoints with save: last, loader workers) come from the config, not params: they rerun nothing
     knobs=training_knobs(smk.config, smk.wildcards.model),
 )
 log.info(
