@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ftstudy.config import model_ids, trained_models, training_slice
+from ftstudy.config import encoding_slice, model_ids, search_slice, trained_models, training_slice
 from ftstudy.provenance import config_hash
 
 
@@ -22,12 +22,15 @@ def model_slice(config: Mapping, model: str) -> dict:
 
 
 def row_info(config: Mapping) -> dict[str, dict]:
-    """Per model id: ``config_hash`` (12 hex digits) of its slice plus the retrieval settings, and its ``seed``
-    (None for base and bm25). These are the provenance columns of every table row."""
+    """Per model id: ``config_hash`` (12 hex digits) of its slice plus the encoding and retrieval settings that
+    change a run (no execution knob), and its ``seed`` (None for base and bm25). These are the provenance columns
+    of every table row."""
     seeds = {m["model_id"]: m["seed"] for m in trained_models(config)}
     return {
         m: {
-            "config_hash": config_hash({"model": model_slice(config, m), "retrieval": config["retrieval"]}),
+            "config_hash": config_hash(
+                {"model": model_slice(config, m), "retrieval": search_slice(config), "encoding": encoding_slice(config)}
+            ),
             "seed": seeds.get(m),
         }
         for m in model_ids(config)
