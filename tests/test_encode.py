@@ -89,18 +89,14 @@ def test_float16_store_is_the_float32_vectors_rounded(base_model, passages, tmp_
         encode_corpus(base_model, texts, ids, tmp_path / "x", tmp_path / "p" / "c", store_dtype="int8", **kw)
 
 
-def test_execution_knobs_change_vectors_at_rounding_level_only(base_model, passages, tmp_path):
+def test_execution_knobs_change_vectors_at_rounding_level_only(base_model, passages, tmp_path, monkeypatch):
     """chunk_size, batch_size and max_tokens rerun nothing, so they may change fp32 vectors by at most 1e-6."""
     texts, ids = passages.text.tolist(), passages.pid.to_numpy()
     runs = []
     for i, (chunk, batch, pipelined) in enumerate(((20, 64, False), (7, 3, False), (5, 2, True), (20, 64, True))):
         kw = {"chunk_size": chunk, "batch_size": batch, "dtype": "fp32", "show_progress": False, "max_tokens": 96}
-        if pipelined:
-            monkey = pytest.MonkeyPatch()
-            monkey.setitem(E.PIPELINED_BY_DEVICE, "cpu", (True, "test"))
+        monkeypatch.setitem(E.PIPELINED_BY_DEVICE, "cpu", (pipelined, "test"))
         encode_corpus(base_model, texts, ids, tmp_path / f"o{i}", tmp_path / "p" / str(i), **kw)
-        if pipelined:
-            monkey.undo()
         runs.append(np.asarray(load_embeddings(tmp_path / f"o{i}")[0]))
     for r in runs[1:]:
         assert np.abs(r - runs[0]).max() <= 1e-6

@@ -27,11 +27,7 @@ def test_no_function_longer_than_80_lines():
 
 def test_the_check_sees_a_long_function():
     """The walk above finds nested and long functions (guards against a check that cannot fail)."""
-    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_LINES))
-    tree = ast.parse(
-        f"def outer():\n    def inner():\n{body}\n        return 0\n    return inner\n".replace(
-            "\n    x", "\n        x"
-        )
-    )
+    body = "".join(f"        x{i} = {i}\n" for i in range(MAX_LINES))
+    tree = ast.parse(f"def outer():\n    def inner():\n{body}        return 0\n    return inner\n")
     lengths = {fn.name: fn.end_lineno - fn.lineno + 1 for fn in _functions(tree)}
     assert lengths["inner"] > MAX_LINES and lengths["outer"] > lengths["inner"]

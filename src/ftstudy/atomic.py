@@ -36,7 +36,10 @@ def remove_stale_temporaries(target: Path, suffix: str) -> list[Path]:
 
     stale = [Path(p) for p in glob.glob(str(target.parent / f".{glob.escape(target.name)}.*{suffix}.tmp"))]
     for p in stale:
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
     return stale
 
 

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ftstudy.encode import embedding_dim
+
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -59,8 +61,7 @@ class PipelinedEncoder:
         self.max_length = int(getattr(model, "max_seq_length", None) or 256)
         self.max_tokens, self.max_batch, self.chunk, self.prefetch = max_tokens, max_batch, chunk, prefetch
         self.pin = self.device.startswith("cuda")
-        dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        self.dim = int(dim())
+        self.dim = embedding_dim(model)
         self.last_padding: float | None = None
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:

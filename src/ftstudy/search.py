@@ -35,13 +35,24 @@ def _is_reduced(dtype) -> bool:
     return dtype in (torch.float16, torch.bfloat16)
 
 
+def _candidate_dtype(requested, stored, device: str):
+    """The dtype candidates are found in: ``requested`` (a name or torch dtype) or the stored vectors' own; fp16 on
+    the CPU becomes fp32 (CPU half-precision products are slow; fp32 candidates are exact anyway)."""
+    import torch
+
+    dtype = _torch_dtype(requested) or stored
+    return torch.float32 if str(device) == "cpu" and dtype == torch.float16 else dtype
+
+
 def _host_chunk(corpus, start: int, size: int):
-    """Rows [start, start+size) of a numpy array / memory map / torch tensor, as a torch tensor (read-only maps
-    are copied)."""
+    """Rows [start, start+size) of a numpy array / memory map / torch tensor, as a torch tensor: in-memory arrays
+    as a view, read-only memory maps copied (torch tensors over them must not be written)."""
     import torch
 
     block = corpus[start : start + size]
-    return block if isinstance(block, torch.Tensor) else torch.from_numpy(np.array(block))
+    if isinstance(block, torch.Tensor):
+        return block
+    return torch.from_numpy(block if block.flags.writeable and block.flags.c_contiguous else np.array(block))
 
 
 def exact_search(
@@ -68,9 +79,8 @@ def exact_search(
     from ftstudy.topk import candidate_depth, chunk_candidates, rescore_batches
 
     n = corpus.shape[0]
-    dtype = _torch_dtype(candidate_dtype) or (torch.float16 if corpus.dtype == np.float16 else torch.float32)
-    if str(device) == "cpu" and dtype == torch.float16:
-        dtype = torch.float32  # CPU half-precision products are slow; fp32 candidates are exact anyway
+    stored = torch.float16 if corpus.dtype == np.float16 else torch.float32
+    dtype = _candidate_dtype(candidate_dtype, stored, device)
     depth = candidate_depth(k, n, rescore_depth, _is_reduced(dtype))
     out_s, out_i = [], []
     with torch.inference_mode():
@@ -118,6 +128,8 @@ class ResidentSearch:
     ):
         import torch
 
+        from ftstudy.topk import candidate_depth
+
         self.device = str(device)
         self.n = int(corpus.shape[0])
         self.k = min(int(k), self.n)
@@ -126,14 +138,12 @@ class ResidentSearch:
         self.corpus_chunk_size = int(corpus_chunk_size)
         full = corpus if isinstance(corpus, torch.Tensor) else torch.from_numpy(np.array(corpus))
         self.stored = full.to(self.device)  # the stored vectors, for the exact rescoring
-        self.dtype = _torch_dtype(dtype) or self.stored.dtype
-        if self.device == "cpu" and self.dtype == torch.float16:
-            self.dtype = torch.float32  # CPU half-precision products are slow
+        self.dtype = _candidate_dtype(dtype, self.stored.dtype, self.device)
         search_copy = self.stored if self.dtype == self.stored.dtype else self.stored.to(self.dtype)
         self.chunks = [
             (cs, search_copy[cs : cs + self.corpus_chunk_size]) for cs in range(0, self.n, corpus_chunk_size)
         ]
-        self.depth = candidate_depth_for(self.k, self.n, rescore_depth, self.dtype)
+        self.depth = candidate_depth(self.k, self.n, rescore_depth, _is_reduced(self.dtype))
 
     @property
     def dtype_name(self) -> str:
@@ -154,13 +164,6 @@ class ResidentSearch:
                 out_s.append(s)
                 out_i.append(i)
         return _stack(out_s, out_i, q_all.shape[0], self.k)
-
-
-def candidate_depth_for(k: int, n: int, rescore_depth: int, dtype) -> int:
-    """:func:`ftstudy.topk.candidate_depth` for a torch candidate dtype."""
-    from ftstudy.topk import candidate_depth
-
-    return candidate_depth(k, n, rescore_depth, _is_reduced(dtype))
 
 
 def fast_search(queries, corpus, k: int, score_budget_bytes: int = 8 << 30, dtype="float16", rescore_depth: int = 16):

@@ -74,7 +74,7 @@ def rescore(q, corpus, rows, k: int, pids=None) -> tuple[np.ndarray, np.ndarray]
     scores = (vec * qf.unsqueeze(1)).sum(dim=2).cpu()  # elementwise: the same bits whatever the batch
     scores = scores.masked_fill(~valid.cpu(), float("-inf"))
     safe, valid = safe.cpu(), valid.cpu()
-    key = torch.from_numpy(np.asarray(pids, dtype=np.int64))[safe] if pids is not None else safe.clone()
+    key = torch.from_numpy(np.asarray(pids, dtype=np.int64)[safe.numpy()]) if pids is not None else safe.clone()
     key = key.masked_fill(~valid, INT64_MAX)
     by_key = torch.argsort(key, dim=1, stable=True)
     by_score = torch.argsort(-torch.gather(scores, 1, by_key), dim=1, stable=True)

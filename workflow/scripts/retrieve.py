@@ -19,17 +19,17 @@ from ftstudy.search import resolve_backend, search  # noqa: E402
 smk = snakemake  # noqa: F821
 faiss.omp_set_num_threads(smk.threads)
 ret, enc = smk.params.search, smk.params.encoding  # what changes the run
-knobs = {**smk.config["retrieval"], **{f"enc_{k}": v for k, v in smk.config["encoding"].items()}}  # rerun nothing
+ret_knobs, enc_knobs = smk.config["retrieval"], smk.config["encoding"]  # execution knobs: they rerun nothing
 queries = pd.read_parquet(smk.input.queries, columns=["qid", "text"])
 model = load_model(smk.input.model)  # a GPU when one is visible (CUDA_VISIBLE_DEVICES decides), else the CPU
 model.max_seq_length = enc["max_seq_length"]
-backend, device = resolve_backend(ret.get("backend", knobs["backend"]), str(model.device))
+backend, device = resolve_backend(ret.get("backend", ret_knobs["backend"]), str(model.device))
 log.info("%d queries of %s, model %s; backend %s on %s", len(queries), smk.wildcards.eval_set, smk.wildcards.model,
          backend, device)  # fmt: skip
 
 t0 = time.perf_counter()
-qv = encode_texts_dtype(model, queries["text"].tolist(), batch_size=knobs["enc_batch_size"], dtype=enc["dtype"],
-                        max_tokens=knobs["enc_max_tokens"])  # fmt: skip
+qv = encode_texts_dtype(model, queries["text"].tolist(), batch_size=enc_knobs["batch_size"], dtype=enc["dtype"],
+                        max_tokens=enc_knobs["max_tokens"])  # fmt: skip
 t1 = time.perf_counter()
 vectors, ids, _ = load_embeddings(smk.input.embeddings)
 index = None
@@ -39,8 +39,8 @@ if backend == "faiss":
     if index.ntotal != len(ids):
         raise ValueError(f"{smk.input.index} holds {index.ntotal} vectors but {smk.input.embeddings} has {len(ids)}")
 scores, rows = search(qv, vectors, ret["k"], backend=backend, index=index, device=device, ids=ids,
-                      rescore_depth=ret["rescore_depth"], query_batch_size=knobs["query_batch_size"],
-                      corpus_chunk_size=knobs["corpus_chunk_size"])  # fmt: skip
+                      rescore_depth=ret["rescore_depth"], query_batch_size=ret_knobs["query_batch_size"],
+                      corpus_chunk_size=ret_knobs["corpus_chunk_size"])  # fmt: skip
 t2 = time.perf_counter()
 pids = np.where(rows >= 0, ids[np.clip(rows, 0, None)], -1)
 write_run(smk.output.run, queries["qid"].to_numpy(), pids, scores, run_name=smk.wildcards.model)
