@@ -20,8 +20,21 @@ from ftstudy.losses import LOSSES as TRAINING_LOSSES  # the one list of loss nam
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 RESERVED_MODEL_IDS = ("base", "bm25")
-# negatives -> the triplet file that the workflow produces for it (the schema's enum names the same keys).
-NEGATIVE_SOURCES = {"random": "results/triplets/random.parquet", "hard": "results/triplets/hard.parquet"}
+#: Derived model ids: a seed's model, a weight-space interpolation, a fused run. Variant names may not take them.
+RESERVED_ID_PATTERNS = {
+    r"_seed\d+$": "names ending in _seed<N> are reserved for seeds",
+    r"_wise\d+": "names holding _wise<NN> are reserved for weight-space interpolation (wise_ft)",
+    r"^hybrid_": "names starting with hybrid_ are reserved for BM25 + dense fusion (fusion)",
+}
+
+
+def negatives_path(name: str) -> str:
+    """The triplet file of a negatives source: ``random``, ``hard`` or a ``mining.filtered_sets`` name."""
+    return f"results/triplets/{name}.parquet"
+
+
+# negatives -> the triplet file that the workflow produces for it (filtered sets: negatives_path(name)).
+NEGATIVE_SOURCES = {"random": negatives_path("random"), "hard": negatives_path("hard")}
 
 
 class ConfigError(ValueError):
@@ -83,25 +96,46 @@ def schema_defaults() -> dict:
     return config
 
 
-def check_mining(mining: dict) -> None:
+def check_mining(mining: dict, key: str = "mining") -> None:
     """The ``mining`` checks that need more than one key (the schema checks types and single-key bounds):
     ``1 <= rank_range[0] <= rank_range[1] <= top_k``, and ``negatives_per_query`` at most the range's size.
-    Raises ConfigError naming the key."""
+    ``key`` names the section in errors (``mining`` or ``mining.filtered_sets.<name>``). Raises ConfigError."""
     start, end = mining["rank_range"]
     if start < 1:
-        raise ConfigError(f"config key 'mining.rank_range': start {start} must be >= 1 (ranks count from 1)")
+        raise ConfigError(f"config key '{key}.rank_range': start {start} must be >= 1 (ranks count from 1)")
     if start > end:
-        raise ConfigError(f"config key 'mining.rank_range': start {start} is greater than end {end}")
+        raise ConfigError(f"config key '{key}.rank_range': start {start} is greater than end {end}")
     if end > mining["top_k"]:
         raise ConfigError(
-            f"config key 'mining.rank_range': end {end} exceeds mining.top_k {mining['top_k']}; "
+            f"config key '{key}.rank_range': end {end} exceeds mining.top_k {mining['top_k']}; "
             "candidates beyond top_k are never retrieved"
         )
     if mining["negatives_per_query"] > end - start + 1:
         raise ConfigError(
-            f"config key 'mining.negatives_per_query': {mining['negatives_per_query']} is more than the "
-            f"{end - start + 1} ranks in mining.rank_range {[start, end]}"
+            f"config key '{key}.negatives_per_query': {mining['negatives_per_query']} is more than the "
+            f"{end - start + 1} ranks in {key}.rank_range {[start, end]}"
         )
+    if mining.get("margin") is not None and mining.get("margin_mode") == "relative" and not 0 <= mining["margin"] < 1:
+        raise ConfigError(f"config key '{key}.margin': a relative margin must be in [0, 1), got {mining['margin']}")
+
+
+#: Keys a filtered set inherits from ``mining`` when it does not set them.
+FILTERED_SET_INHERITS = ("rank_range", "negatives_per_query", "seed")
+
+
+def mined_set_names(config: dict) -> list[str]:
+    """``hard`` (the paper's mined set) and every ``mining.filtered_sets`` name, in config order."""
+    return ["hard", *config["mining"]["filtered_sets"]]
+
+
+def filtered_set(config: dict, name: str) -> dict:
+    """One filtered set's full settings: its own keys, with ``rank_range``, ``negatives_per_query`` and ``seed``
+    taken from ``mining`` where it sets none (the schema fills in the rest)."""
+    sets = config["mining"]["filtered_sets"]
+    if name not in sets:
+        raise ConfigError(f"config key 'mining.filtered_sets': no set named '{name}'")
+    own = sets[name]
+    return {**{k: config["mining"][k] for k in FILTERED_SET_INHERITS}, **own}
 
 
 def check_config(config: dict) -> None:
@@ -112,9 +146,28 @@ def check_config(config: dict) -> None:
     those are not checked again here).
     """
     check_mining(config["mining"])
+    for name in config["mining"]["filtered_sets"]:
+        check_mining({**config["mining"], **filtered_set(config, name)}, key=f"mining.filtered_sets.{name}")
+    sources = ("random", *mined_set_names(config))
     for name, variant in config["variants"].items():
-        if re.search(r"_seed\d+$", name):
-            raise ConfigError(f"config key 'variants.{name}': names ending in _seed<N> are reserved for seeds")
+        for pattern, why in RESERVED_ID_PATTERNS.items():
+            if re.search(pattern, name):
+                raise ConfigError(f"config key 'variants.{name}': {why}")
+        if variant["negatives"] not in sources:
+            raise ConfigError(
+                f"config key 'variants.{name}.negatives': '{variant['negatives']}' is not one of {list(sources)} "
+                "(random, hard, or a mining.filtered_sets name)"
+            )
+        ref = variant.get("modifies")
+        if (
+            ref is not None
+            and ref != "base"
+            and (ref not in config["variants"] or "modifies" in config["variants"][ref])
+        ):
+            raise ConfigError(
+                f"config key 'variants.{name}.modifies': '{ref}' is neither base nor a paper variant "
+                f"(one without modifies: {paper_variants(config)})"
+            )
         loss = resolve_variant(config, name)["loss"]
         if loss not in TRAINING_LOSSES:  # the loss registry is the one list of names: the schema has no enum
             raise ConfigError(f"config key 'variants.{name}.loss': '{loss}' is not one of {list(TRAINING_LOSSES)}")
@@ -132,6 +185,38 @@ def check_config(config: dict) -> None:
             )
     if config["mining"]["miner"] == "bm25" and not config["bm25"]["enabled"]:
         raise ConfigError("config key 'mining.miner': 'bm25' needs bm25.enabled: true")
+    for e in config["mining"]["diagnose_eval_sets"]:
+        if e not in config["eval_sets"]:
+            raise ConfigError(
+                f"config key 'mining.diagnose_eval_sets': '{e}' is not one of eval_sets {sorted(config['eval_sets'])}"
+            )
+    _check_wise_ft(config)
+    _check_fusion(config)
+
+
+def _check_wise_ft(config: dict) -> None:
+    wise = config["wise_ft"]
+    for w in wise["weights"]:
+        if abs(w * 100 - round(w * 100)) > 1e-9:
+            raise ConfigError(
+                f"config key 'wise_ft.weights': {w} is not a multiple of 0.01 (ids are {{variant}}_wise<NN>)"
+            )
+    for v in wise["variants"] or []:
+        if v not in config["variants"]:
+            raise ConfigError(
+                f"config key 'wise_ft.variants': '{v}' is not one of variants {sorted(config['variants'])}"
+            )
+
+
+def _check_fusion(config: dict) -> None:
+    fusion = config["fusion"]
+    if fusion["methods"] and not config["bm25"]["enabled"]:
+        raise ConfigError("config key 'fusion.methods': fusion with BM25 needs bm25.enabled: true")
+    for m in fusion["models"] or []:
+        if m != "base" and m not in config["variants"]:
+            raise ConfigError(
+                f"config key 'fusion.models': '{m}' is neither base nor one of variants {sorted(config['variants'])}"
+            )
 
 
 @functools.cache
@@ -182,14 +267,132 @@ def trained_models(config: dict) -> list[dict]:
 
 
 def neural_model_ids(config: dict) -> list[str]:
-    """``base`` followed by every trained model id."""
+    """``base`` followed by every trained model id (the models that are timed and drawn in the UMAP figure)."""
     return ["base", *(m["model_id"] for m in trained_models(config))]
 
 
+def paper_variants(config: dict) -> list[str]:
+    """The variants without ``modifies``: the paper's four (or a user's own), the Holm family of Tables I-III."""
+    return [n for n, v in config["variants"].items() if "modifies" not in v]
+
+
+def remedy_variants(config: dict) -> list[str]:
+    """The variants with ``modifies``: trained remedies (MNRL, filtered negatives, L2-SP, ...)."""
+    return [n for n, v in config["variants"].items() if "modifies" in v]
+
+
+def _seed_models(config: dict, variants: list[str]) -> list[dict]:
+    return [m for m in trained_models(config) if m["variant"] in variants]
+
+
+def wise_weight_tag(weight: float) -> str:
+    """``0.5`` -> ``"50"``, ``0.05`` -> ``"05"``: the NN of ``{variant}_wise{NN}``."""
+    return f"{round(weight * 100):02d}"
+
+
+def wise_models(config: dict) -> list[dict]:
+    """One entry per (trained model of a ``wise_ft.variants`` variant, weight): ``{"model_id", "source", "variant",
+    "seed", "weight"}`` with model id ``{source}_wise{NN}``; NN = 100 w."""
+    variants = config["wise_ft"]["variants"]
+    chosen = paper_variants(config) if variants is None else list(variants)
+    return [
+        {
+            "model_id": f"{m['model_id']}_wise{wise_weight_tag(w)}",
+            "source": m["model_id"],
+            "variant": m["variant"],
+            "seed": m["seed"],
+            "weight": float(w),
+        }
+        for m in _seed_models(config, chosen)
+        for w in config["wise_ft"]["weights"]
+    ]
+
+
+def hybrid_models(config: dict) -> list[dict]:
+    """One entry per (fusion method, dense model): ``{"model_id": "hybrid_{method}_{dense}", "method", "dense",
+    "variant", "seed"}``; ``fusion.models`` null = base and every trained model of a paper variant."""
+    fusion = config["fusion"]
+    if not fusion["methods"]:
+        return []
+    chosen = ["base", *paper_variants(config)] if fusion["models"] is None else list(fusion["models"])
+    dense = [{"model_id": "base", "variant": None, "seed": None}] if "base" in chosen else []
+    dense += _seed_models(config, [v for v in chosen if v != "base"])
+    return [
+        {
+            "model_id": f"hybrid_{method}_{d['model_id']}",
+            "method": method,
+            "dense": d["model_id"],
+            "variant": d["variant"],
+            "seed": d["seed"],
+        }
+        for method in fusion["methods"]
+        for d in dense
+    ]
+
+
+def dense_model_ids(config: dict) -> list[str]:
+    """Every model with a SentenceTransformer folder, embeddings and a dense run: neural + interpolated."""
+    return [*neural_model_ids(config), *(m["model_id"] for m in wise_models(config))]
+
+
 def model_ids(config: dict) -> list[str]:
-    """Every model that gets runs and metrics: the neural models, plus ``bm25`` if enabled."""
+    """Every model that gets runs and metrics: dense models, ``bm25`` if enabled, then the fused runs."""
+    ids = dense_model_ids(config)
+    ids = [*ids, "bm25"] if config["bm25"]["enabled"] else ids
+    return [*ids, *(m["model_id"] for m in hybrid_models(config))]
+
+
+def timed_model_ids(config: dict) -> list[str]:
+    """The models Table II times: base, every trained model, bm25 (interpolated and fused ones are not timed)."""
     ids = neural_model_ids(config)
     return [*ids, "bm25"] if config["bm25"]["enabled"] else ids
+
+
+def paper_model_ids(config: dict) -> list[str]:
+    """The paper's family: base, the trained models of paper variants, bm25 (Tables I-III, significance.csv)."""
+    ids = ["base", *(m["model_id"] for m in _seed_models(config, paper_variants(config)))]
+    return [*ids, "bm25"] if config["bm25"]["enabled"] else ids
+
+
+def remedy_catalog(config: dict) -> dict[str, dict]:
+    """Every remedy model: ``model_id -> {"kind", "group", "seed", "reference"}``.
+
+    ``kind`` is ``variant``, ``wise`` or ``hybrid``; ``group`` is the id of its first-seed model (what the remedies
+    table averages seeds under); ``reference`` is the model it modifies, of the same seed (``base`` for base-made
+    ones). The remedies form their own Holm family (results/tables/remedies.*)."""
+    models = trained_models(config)
+    first = {m["variant"]: m["model_id"] for m in reversed(models)}
+    by_seed = {(m["variant"], m["seed"]): m["model_id"] for m in models}
+
+    def same_seed(variant: str, seed: int) -> str:
+        """The model of ``variant`` trained with ``seed`` (its first seed's model where it has no such seed)."""
+        return "base" if variant == "base" else by_seed.get((variant, seed), first[variant])
+
+    out: dict[str, dict] = {}
+    for m in _seed_models(config, remedy_variants(config)):
+        ref = config["variants"][m["variant"]]["modifies"]
+        out[m["model_id"]] = {
+            "kind": "variant",
+            "group": first[m["variant"]],
+            "seed": m["seed"],
+            "reference": same_seed(ref, m["seed"]),
+        }
+    for m in wise_models(config):
+        out[m["model_id"]] = {
+            "kind": "wise",
+            "group": f"{first[m['variant']]}_wise{wise_weight_tag(m['weight'])}",
+            "seed": m["seed"],
+            "reference": m["source"],
+        }
+    for m in hybrid_models(config):
+        group_dense = "base" if m["variant"] is None else first[m["variant"]]
+        out[m["model_id"]] = {
+            "kind": "hybrid",
+            "group": f"hybrid_{m['method']}_{group_dense}",
+            "seed": m["seed"],
+            "reference": m["dense"],
+        }
+    return out
 
 
 #: Keys of ``training`` that change how a training job runs, not its outputs: execution knobs, read from
@@ -225,7 +428,11 @@ def training_slice(config: dict, model_id: str) -> dict:
     tr = variant["training"]
     knobs = {k for k in TRAINING_EXECUTION_KNOBS if not (k == "checkpoint_every" and tr["save"] == "best")}
     variant["training"] = {k: v for k, v in tr.items() if k not in knobs and k != "seeds"}
-    data = {"triplets": config["triplets"]} if variant["negatives"] == "random" else {"mining": mining_slice(config)}
+    neg = variant["negatives"]
+    data = {"triplets": config["triplets"]} if neg == "random" else {"mining": mining_slice(config)}
+    if neg not in ("random", "hard"):  # a filtered set: the paper's mining slice plus the set's own settings
+        data["mining"] = {k: v for k, v in data["mining"].items() if k != "filtered_sets"}
+        data["filtered"] = filtered_set(config, neg)
     return {"variant": variant, "seed": entry["seed"], "base_model": config["base_model"], "data": data}
 
 

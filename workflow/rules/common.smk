@@ -24,8 +24,15 @@ except ftconfig.ConfigError as exc:
 
 # ---- ids -------------------------------------------------------------------------------------------------
 TRAINED = {m["model_id"]: m for m in ftconfig.trained_models(config)}
-NEURAL_MODELS = ftconfig.neural_model_ids(config)  # base + trained
-ALL_MODELS = ftconfig.model_ids(config)  # + bm25 when enabled
+NEURAL_MODELS = ftconfig.neural_model_ids(config)  # base + trained (timed, in the UMAP figure)
+WISE = {m["model_id"]: m for m in ftconfig.wise_models(config)}  # weight-space interpolations
+HYBRID = {m["model_id"]: m for m in ftconfig.hybrid_models(config)}  # BM25 + dense fusions
+DENSE_MODELS = ftconfig.dense_model_ids(config)  # neural + interpolated: encoded and retrieved
+ALL_MODELS = ftconfig.model_ids(config)  # + bm25 when enabled, + fused runs
+TIMED_MODELS = ftconfig.timed_model_ids(config)  # neural + bm25
+PAPER_MODELS = ftconfig.paper_model_ids(config)  # Tables I-III and significance.csv (the paper's Holm family)
+REMEDIES = ftconfig.remedy_catalog(config)  # remedies.csv's models (their own Holm family)
+MINED_SETS = ftconfig.mined_set_names(config)  # hard + mining.filtered_sets
 EVAL_SETS = list(config["eval_sets"])
 LORA_MODELS = [
     m
@@ -40,6 +47,7 @@ def _alternation(names):
 
 
 NEURAL_RE = _alternation(NEURAL_MODELS)
+DENSE_RE = _alternation(DENSE_MODELS)
 TRAINED_RE = _alternation(list(TRAINED))
 LORA_RE = _alternation(LORA_MODELS)
 
@@ -111,7 +119,7 @@ def eval_qrels_tsv_of(wildcards):
 def triplets_of(wildcards):
     """Random or mined hard triplets of the trained model ``wildcards.model``, by its variant's ``negatives``."""
     variant = config["variants"][TRAINED[wildcards.model]["variant"]]
-    return ftconfig.NEGATIVE_SOURCES[variant["negatives"]]
+    return ftconfig.negatives_path(variant["negatives"])
 
 
 def eval_collection_of(wildcards):
@@ -141,7 +149,7 @@ def evaluation_inputs(wildcards):
         "run": f"results/runs/{w.model}/{w.eval_set}.trec",
         "qrels": f"results/data/eval/{w.eval_set}/qrels.parquet",
         "queries": f"results/data/eval/{w.eval_set}/queries.parquet",
-        **({"model": model_dir(w.model)} if w.model in NEURAL_MODELS else {}),
+        **({"model": model_dir(w.model)} if w.model in DENSE_MODELS else {}),
     }
 
 
@@ -179,8 +187,14 @@ def all_targets():
             f"results/models/{m}/train_summary.json",
             f"results/models/{m}/train_log.csv",
         ]
+    for name in MINED_SETS[1:]:  # filtered sets (hard is listed above)
+        out += [f"results/triplets/{name}.parquet", f"results/triplets/{name}_stats.json"]
+    out += [
+        f"results/analysis/negatives/{e}.json"
+        for e in config["mining"]["diagnose_eval_sets"]
+    ]
+    out += [f"results/timing/{m}.json" for m in TIMED_MODELS]
     for m in ALL_MODELS:
-        out.append(f"results/timing/{m}.json")
         for e in EVAL_SETS:
             out += [
                 f"results/metrics/{m}/{e}.json",
@@ -189,6 +203,11 @@ def all_targets():
     out += [f"results/timing/{m}.unmerged.json" for m in LORA_MODELS]
     out += [f"results/tables/{t}.{ext}" for t in TABLES for ext in ("csv", "md")]
     out += [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("png", "pdf")]
+    if REMEDIES:
+        out += [f"results/tables/remedies.{ext}" for ext in ("csv", "md")]
+        out += [f"results/figures/remedies.{ext}" for ext in ("png", "pdf")]
+    if WISE:
+        out += [f"results/figures/wise_ft.{ext}" for ext in ("png", "pdf")]
     return out
 
 

@@ -16,7 +16,7 @@ rule encode_corpus:
     benchmark:
         "benchmarks/encode_corpus/{model}/{corpus}.tsv"
     wildcard_constraints:
-        model=NEURAL_RE,
+        model=DENSE_RE,
         corpus=CORPUS_RE,
     conda:
         "../../envs/ml.yaml"
@@ -40,7 +40,7 @@ rule build_index:
     benchmark:
         "benchmarks/build_index/{model}/{corpus}.tsv"
     wildcard_constraints:
-        model=NEURAL_RE,
+        model=DENSE_RE,
         corpus=CORPUS_RE,
     conda:
         "../../envs/ml.yaml"
@@ -68,7 +68,7 @@ rule retrieve:
     benchmark:
         "benchmarks/retrieve/{model}/{eval_set}.tsv"
     wildcard_constraints:
-        model=NEURAL_RE,
+        model=DENSE_RE,
     conda:
         "../../envs/ml.yaml"
     threads: 8
