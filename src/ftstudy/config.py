@@ -81,9 +81,15 @@ def _validate_overrides(overrides: dict, defs_name: str, key: str) -> None:
 MINING_EXECUTION_KNOBS = ("query_batch_size",)
 
 
+#: Keys of ``mining`` that define other outputs (the filtered sets, the diagnosis), not ``hard.parquet``.
+MINING_OTHER_OUTPUTS = ("filtered_sets", "diagnose_eval_sets")
+
+
 def mining_slice(config: dict) -> dict:
-    """The ``mining`` config without its execution knobs: exactly what changes ``hard.parquet``."""
-    return {k: v for k, v in config["mining"].items() if k not in MINING_EXECUTION_KNOBS}
+    """The ``mining`` config without its execution knobs and the keys of other outputs: exactly what changes
+    ``hard.parquet`` (and the candidates it is drawn from)."""
+    drop = (*MINING_EXECUTION_KNOBS, *MINING_OTHER_OUTPUTS)
+    return {k: v for k, v in config["mining"].items() if k not in drop}
 
 
 def schema_defaults() -> dict:
@@ -431,7 +437,6 @@ def training_slice(config: dict, model_id: str) -> dict:
     neg = variant["negatives"]
     data = {"triplets": config["triplets"]} if neg == "random" else {"mining": mining_slice(config)}
     if neg not in ("random", "hard"):  # a filtered set: the paper's mining slice plus the set's own settings
-        data["mining"] = {k: v for k, v in data["mining"].items() if k != "filtered_sets"}
         data["filtered"] = filtered_set(config, neg)
     return {"variant": variant, "seed": entry["seed"], "base_model": config["base_model"], "data": data}
 
@@ -490,8 +495,9 @@ def _check_writable_dir(path: Path, name: str) -> None:
 
 
 def validate_config(config: dict) -> dict:
-    """Validate ``config`` against the JSON Schema the way Snakemake does (filling in defaults), then run
-    :func:`check_config`. Returns the (mutated) config. Raises ConfigError naming the key."""
+    """Validate ``config`` against the JSON Schema the way Snakemake does (filling in defaults), run
+    :func:`check_config`, then :func:`apply_remedies_gate`. Returns the (mutated) config. Raises ConfigError
+    naming the key."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
@@ -500,6 +506,21 @@ def validate_config(config: dict) -> dict:
     except WorkflowError as exc:
         raise ConfigError(str(exc)) from None
     check_config(config)
+    return apply_remedies_gate(config)
+
+
+def apply_remedies_gate(config: dict) -> dict:
+    """With ``remedies: false``, drop every remedy entry in place: the variants with ``modifies``,
+    ``mining.filtered_sets``, ``mining.diagnose_eval_sets``, ``wise_ft.weights`` and ``fusion.methods``. Snakemake
+    deep-merges every configfile over config/config.yaml and cannot delete keys, so this is how
+    ``--configfile config/msmarco.yaml`` runs exactly the paper's models. Returns ``config``."""
+    if config["remedies"]:
+        return config
+    config["variants"] = {n: v for n, v in config["variants"].items() if "modifies" not in v}
+    config["mining"]["filtered_sets"] = {}
+    config["mining"]["diagnose_eval_sets"] = []
+    config["wise_ft"]["weights"] = []
+    config["fusion"]["methods"] = []
     return config
 
 

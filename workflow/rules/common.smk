@@ -18,6 +18,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 try:
     ftconfig.check_config(config)
     ftconfig.check_paths(config)
+    ftconfig.apply_remedies_gate(config)  # remedies: false drops every remedy entry
 except ftconfig.ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
