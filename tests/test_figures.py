@@ -117,6 +117,7 @@ def test_mrr_ci_one_panel_per_eval_set_with_intervals_and_paper_values():
     dev, graded = fig.axes
     assert [dev.get_xlabel(), graded.get_xlabel()] == ["MRR@10 on dev", "MRR@10 on graded"]
     assert [t.get_text() for t in dev.get_yticklabels()] == models
+    assert all(ax.get_ylim()[0] > ax.get_ylim()[1] for ax in (dev, graded))  # the first model on top, both panels
     assert len(dev.containers) == 3 and len(graded.containers) == 2  # no interval where a model has no value
     for ax, sub in ((dev, df[:3]), (graded, df[3:5])):
         for bars, (_, row) in zip(ax.containers, sub.iterrows(), strict=True):
@@ -128,6 +129,69 @@ def test_mrr_ci_one_panel_per_eval_set_with_intervals_and_paper_values():
     assert "paper" not in [c.get_label() for c in graded.collections]  # no paper value on that set
     assert sorted(_legend_labels(fig.legends[0])) == ["ours (95% bootstrap CI)", "paper"]  # once each
     plt.close(fig)
+
+
+def _remedies_frame() -> pd.DataFrame:
+    """What remedies.csv holds for a forest plot: two eval sets, three remedies (one untested on graded)."""
+    return pd.DataFrame(
+        {
+            "model": ["full_hard_l2sp", "full_hard_wise50", "hybrid_rrf_base"] * 2,
+            "kind": ["variant", "wise", "hybrid"] * 2,
+            "eval_set": ["dev"] * 3 + ["graded"] * 3,
+            "MRR@10_vs_base": [-0.02, 0.01, 0.03, -0.05, 0.0, np.nan],
+            "MRR@10_vs_base_ci_low": [-0.04, -0.01, 0.01, -0.09, -0.03, np.nan],
+            "MRR@10_vs_base_ci_high": [0.0, 0.03, 0.05, -0.01, 0.03, np.nan],
+        }
+    )
+
+
+def test_forest_plot_one_row_per_remedy_with_its_interval_and_a_line_at_zero(tmp_path):
+    df = _remedies_frame()
+    fig = figures.forest(df, "MRR@10", "base")
+    dev, graded = fig.axes
+    assert dev.get_xlabel() == "change in MRR@10 vs base on dev"
+    assert [t.get_text() for t in dev.get_yticklabels()] == list(df["model"][:3])
+    assert all(ax.get_ylim()[0] > ax.get_ylim()[1] for ax in (dev, graded))  # the first remedy on top
+    assert len(dev.containers) == 3 and len(graded.containers) == 2  # no interval where nothing was compared
+    for ax, sub in ((dev, df[:3]), (graded, df[3:5])):
+        for i, (bars, (_, row)) in enumerate(zip(ax.containers, sub.iterrows(), strict=True)):
+            point, _, (segment,) = bars.lines
+            assert (point.get_xdata()[0], point.get_ydata()[0]) == (pytest.approx(row["MRR@10_vs_base"]), i)
+            np.testing.assert_allclose(
+                segment.get_segments()[0][:, 0], [row["MRR@10_vs_base_ci_low"], row["MRR@10_vs_base_ci_high"]]
+            )
+        (zero,) = [ln for ln in ax.lines if ln.get_label() == "no change"]
+        assert list(zero.get_xdata()) == [0.0, 0.0]
+    assert sorted(_legend_labels(fig.legends[0])) == sorted(
+        ["trained remedy", "WiSE-FT interpolation", "BM25 + dense fusion", "no change"]
+    )
+    figures.save(fig, tmp_path / "remedies.png", tmp_path / "remedies.pdf")
+    _assert_png(tmp_path / "remedies.png")
+    _assert_pdf(tmp_path / "remedies.pdf")
+
+
+def test_wise_ft_one_line_per_variant_from_base_to_the_variant(tmp_path):
+    df = pd.DataFrame(
+        {
+            "variant": ["full_hard"] * 3 + ["lora_hard"] * 3,
+            "eval_set": "dev",
+            "weight": [0.0, 0.5, 1.0] * 2,
+            "value": [0.30, 0.32, 0.22, 0.30, 0.29, 0.25],
+            "value_sd": [0.0, 0.01, 0.02, np.nan, np.nan, np.nan],
+        }
+    )
+    fig = figures.wise_ft(df)
+    (ax,) = fig.axes
+    full, lora = ax.lines
+    np.testing.assert_allclose(full.get_xdata(), [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(full.get_ydata(), [0.30, 0.32, 0.22])
+    np.testing.assert_allclose(lora.get_ydata(), [0.30, 0.29, 0.25])
+    assert len(ax.collections) == 1  # a seeds' band for full_hard only
+    assert ax.get_ylabel() == "MRR@10 on dev" and "base" in ax.get_xticklabels()[0].get_text()
+    assert _legend_labels(fig.legends[0]) == ["full_hard", "lora_hard"]
+    figures.save(fig, tmp_path / "wise_ft.png", tmp_path / "wise_ft.pdf")
+    _assert_png(tmp_path / "wise_ft.png")
+    _assert_pdf(tmp_path / "wise_ft.pdf")
 
 
 def test_rank_histogram_counts_every_drawn_rank_and_shades_the_range():

@@ -6,6 +6,8 @@ can read its panels, titles, points and legends); :func:`save` writes it as PNG 
 * :func:`training_loss` -- Fig. 2: training loss against step for every trained variant, raw and smoothed.
 * :func:`mrr_ci` -- MRR@10 per model with 95% bootstrap confidence intervals (and the paper's value).
 * :func:`rank_histogram` -- the original ranks from which the mined hard negatives were drawn.
+* :func:`forest` -- the remedies' change in MRR@10 against base with 95% CIs (results/figures/remedies.*).
+* :func:`wise_ft` -- MRR@10 against the WiSE-FT mixing weight per variant (results/figures/wise_ft.*).
 """
 
 from __future__ import annotations
@@ -155,15 +157,10 @@ def mrr_ci(df: pd.DataFrame, measure: str = "MRR@10") -> Figure:
         if "paper" in sub and sub["paper"].notna().any():
             ax.scatter(sub["paper"], y, marker="x", color="black", s=50, zorder=3, label="paper")
         ax.set_yticks(y, models)
-        ax.invert_yaxis()
         ax.set_xlabel(f"{measure} on {eval_set}")
         ax.set_ylabel("model")
-    handles: dict = {}
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), frameon=False)
+    axes.flat[0].invert_yaxis()  # first model on top (once: the panels share the y axis)
+    _shared_legend(fig, axes)
     return fig
 
 
@@ -206,3 +203,73 @@ def ranks_from_stats(stats: Mapping, source: str = "hard_stats.json") -> np.ndar
         raise ValueError(f"{source}: {HISTOGRAM_KEY} has ranks {hist['ranks']!r:.60} and counts "
                          f"{hist['counts']!r:.60}; {expected}, integers, counts >= 0")  # fmt: skip
     return np.repeat(ranks.astype(np.int64), counts.astype(np.int64))
+
+
+# ---- remedies: forest plot ---------------------------------------------------------------------------------------
+KIND_LABELS = {"variant": "trained remedy", "wise": "WiSE-FT interpolation", "hybrid": "BM25 + dense fusion"}
+
+
+def forest(df: pd.DataFrame, measure: str = "MRR@10", against: str = "base") -> Figure:
+    """Forest plot of the remedies' change in ``measure`` against ``against`` (``base`` or ``ref``), read from the
+    remedies table (:func:`ftstudy.remedies.remedies_table`; columns model, kind, eval_set, ``{measure}_vs_
+    {against}`` and its ``_ci_low`` / ``_ci_high``). One panel per eval set, one row per remedy group, its 95% CI
+    as a bar, a vertical line at 0 (no change); colours by kind (trained, interpolated, fused)."""
+    _theme()
+    col = f"{measure}_vs_{against}"
+    eval_sets = list(dict.fromkeys(df["eval_set"]))
+    models = list(dict.fromkeys(df["model"]))
+    kinds = list(dict.fromkeys(df["kind"]))
+    palette = dict(zip(kinds, sns.color_palette("colorblind", len(kinds)), strict=True))
+    fig, axes = plt.subplots(1, len(eval_sets), figsize=(6.0 * len(eval_sets), 0.45 * len(models) + 2.0),
+                             squeeze=False, sharey=True)  # fmt: skip
+    for ax, eval_set in zip(axes.flat, eval_sets, strict=True):
+        sub = df[df["eval_set"] == eval_set].set_index("model").reindex(models)
+        for i, (_, row) in enumerate(sub.iterrows()):
+            if pd.isna(row[col]):
+                continue
+            err = [[row[col] - row[f"{col}_ci_low"]], [row[f"{col}_ci_high"] - row[col]]]
+            ax.errorbar(row[col], i, xerr=err, fmt="o", color=palette[row["kind"]], capsize=4, markersize=7,
+                        label=KIND_LABELS.get(row["kind"], row["kind"]))  # fmt: skip
+        ax.axvline(0.0, color="black", linewidth=1.0, linestyle="--", label="no change")
+        ax.set_yticks(np.arange(len(models)), models)
+        ax.set_xlabel(f"change in {measure} vs {'base' if against == 'base' else 'the modified model'} on {eval_set}")
+        ax.set_ylabel("remedy")
+    axes.flat[0].invert_yaxis()  # first remedy on top (once: the panels share the y axis)
+    _shared_legend(fig, axes)
+    return fig
+
+
+def _shared_legend(fig: Figure, axes, bottom: float = 0.08) -> None:
+    """One legend below the panels (``bottom``: the figure fraction kept free for it), each label once."""
+    handles: dict = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), frameon=False)
+
+
+# ---- WiSE-FT ---------------------------------------------------------------------------------------------------
+def wise_ft(df: pd.DataFrame, measure: str = "MRR@10") -> Figure:
+    """``measure`` against the mixing weight w per variant (:func:`ftstudy.remedies.wise_ft_points`: columns
+    variant, eval_set, weight, value, value_sd): w = 0 is base, w = 1 the fine-tuned variant. One panel per eval
+    set, one line per variant (mean across seeds, the sd across seeds as a band where there are several)."""
+    _theme()
+    eval_sets = list(dict.fromkeys(df["eval_set"]))
+    variants = list(dict.fromkeys(df["variant"]))
+    palette = dict(zip(variants, sns.color_palette("colorblind", len(variants)), strict=True))
+    fig, axes = plt.subplots(1, len(eval_sets), figsize=(6.0 * len(eval_sets), 4.8), squeeze=False)
+    for ax, eval_set in zip(axes.flat, eval_sets, strict=True):
+        for variant in variants:
+            sub = df[(df["eval_set"] == eval_set) & (df["variant"] == variant)].sort_values("weight")
+            ax.plot(sub["weight"], sub["value"], marker="o", color=palette[variant], label=variant)
+            if "value_sd" in sub and sub["value_sd"].notna().any():
+                sd = sub["value_sd"].fillna(0.0)
+                ax.fill_between(sub["weight"], sub["value"] - sd, sub["value"] + sd, color=palette[variant],
+                                alpha=0.15, linewidth=0)  # fmt: skip
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_xticks([0.0, 0.25, 0.5, 0.75, 1.0], ["0\n(base)", "0.25", "0.5", "0.75", "1\n(fine-tuned)"])
+        ax.set_xlabel("mixing weight w: (1 - w) base + w fine-tuned")
+        ax.set_ylabel(f"{measure} on {eval_set}")
+    _shared_legend(fig, axes)
+    return fig

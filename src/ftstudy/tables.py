@@ -85,7 +85,8 @@ def group_of(model: str, trained: Mapping[str, Mapping]) -> str:
     return trained[model]["variant"] if model in trained else model
 
 
-def _join(values) -> str:
+def join_values(values) -> str:
+    """The distinct non-missing values (floats that are integers printed as integers) joined with ``;``."""
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)) and v != ""]
     vals = [int(v) if isinstance(v, float) and v.is_integer() else v for v in vals]
     return ";".join(dict.fromkeys(str(v) for v in vals))
@@ -110,7 +111,7 @@ def aggregate_seeds(df: pd.DataFrame, keys: list[str], numeric: list[str], sd_fo
                 if multi and col in sd_for:
                     row[f"{col}_sd"] = float(vals.std(ddof=1)) if vals.notna().sum() > 1 else np.nan
             else:
-                row[col] = _join(g[col])
+                row[col] = join_values(g[col])
         out.append(row)
     return pd.DataFrame(out)
 
@@ -298,7 +299,7 @@ MARKDOWN_HIDDEN = (*PROVENANCE_COLUMNS, *CONTEXT_COLUMNS, *SECONDARY_COLUMNS)
 
 def _distinct(values) -> list[str]:
     """Distinct non-empty values of a column, in order; ``;``-joined cells (a variant's seeds) count per part."""
-    parts = (part for cell in values if not pd.isna(cell) for part in _join([cell]).split(";"))
+    parts = (part for cell in values if not pd.isna(cell) for part in join_values([cell]).split(";"))
     return list(dict.fromkeys(p for p in parts if p))
 
 
@@ -338,8 +339,9 @@ def _with_spread(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_table(df: pd.DataFrame, csv_path, md_path) -> None:
-    """Write ``df`` as CSV (every column, full precision) and Markdown (:func:`to_markdown`), each atomically."""
+def write_table(df: pd.DataFrame, csv_path, md_path, markdown: str | None = None) -> None:
+    """Write ``df`` as CSV (every column, full precision) and Markdown (``markdown``, or :func:`to_markdown` of
+    ``df``), each atomically."""
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False)
-    write_text(md_path, to_markdown(df, Path(csv_path).name))
+    write_text(md_path, to_markdown(df, Path(csv_path).name) if markdown is None else markdown)

@@ -1,9 +1,14 @@
 # report stage: tables (paper's Tables I-III and more), paired significance tests,
 # embedding geometry of seeded dev query/positive pairs, figures, and the captions that
 # `snakemake --report results/report.html` shows (front page: workflow/report/workflow.rst).
-# Logic: src/ftstudy/{tables,significance,geometry,figures,paper,model_provenance}.py.
+# Logic: src/ftstudy/{tables,significance,geometry,figures,paper,model_provenance,remedies}.py.
 # Everything here runs on the CPU (analysis env) except encode_pairs, which encodes the
 # pairs with each neural model (a GPU rule, ml env).
+# Families: Table I, significance.csv and mrr_ci hold the paper's family (PAPER_MODELS); Table
+# II the timed models (TIMED_MODELS); Table III and the loss figure every trained model;
+# geometry and UMAP the neural models. The remedies (REMEDIES) have their own table, Holm
+# family and figures (remedies.*, wise_ft.*). Adding a remedy leaves the paper's rules' inputs
+# and params as they were, so they do not rerun.
 
 # Light on purpose (no pandas/SciPy): this runs on every dry run (tests/test_tables.py checks it).
 from ftstudy.model_provenance import row_info as report_row_info
@@ -15,13 +20,19 @@ ANALYSIS_SET = ANALYSIS["eval_set"]
 TRAINED_GROUPS = {
     m: {"variant": e["variant"], "seed": e["seed"]} for m, e in TRAINED.items()
 }
-METRIC_KEYS = [[m, e] for e in EVAL_SETS for m in ALL_MODELS]
+METRIC_KEYS = [[m, e] for e in EVAL_SETS for m in PAPER_MODELS]  # the paper's family
 PER_QUERY_FILES = [f"results/metrics/{m}/{e}.per_query.parquet" for m, e in METRIC_KEYS]
 REPORT_INFO = report_row_info(config)  # per model: config_hash, seed
-TABLE_SLICE = {
-    "analysis": ANALYSIS,
-    "models": {m: v["config_hash"] for m, v in REPORT_INFO.items()},
-}
+
+
+def models_slice(models):
+    """Each model's config hash: what a rule over ``models`` hashes (its models' slices, no other model's)."""
+    return {m: REPORT_INFO[m]["config_hash"] for m in models}
+
+
+TABLE_SLICE = {"analysis": ANALYSIS, "models": models_slice(PAPER_MODELS)}
+# Tables I-III and the neural-model rules; without remedies the same models as TABLE_SLICE.
+TIMED_SLICE = {"analysis": ANALYSIS, "models": models_slice(TIMED_MODELS)}
 EVAL_QUERY_FILES = expand(
     "results/data/eval/{eval_set}/queries.parquet", eval_set=EVAL_SETS
 )
@@ -69,7 +80,7 @@ rule significance:
 rule tables:
     input:
         metrics=[f"results/metrics/{m}/{e}.json" for m, e in METRIC_KEYS],
-        timing=[f"results/timing/{m}.json" for m in ALL_MODELS]
+        timing=[f"results/timing/{m}.json" for m in TIMED_MODELS]
         + [f"results/timing/{m}.unmerged.json" for m in LORA_MODELS],
         summaries=[f"results/models/{m}/train_summary.json" for m in TRAINED],
         significance="results/tables/significance.csv",
@@ -107,12 +118,12 @@ rule tables:
         metric_keys=METRIC_KEYS,
         # Table II's "weights" column: bm25 has none; the neural models are timed as saved (LoRA merged), and
         # LoRA again with the adapter unmerged.
-        timing_keys=[[m, "none" if m == "bm25" else "merged"] for m in ALL_MODELS]
+        timing_keys=[[m, "none" if m == "bm25" else "merged"] for m in TIMED_MODELS]
         + [[m, "unmerged"] for m in LORA_MODELS],
         trained_models=list(TRAINED),
         trained=TRAINED_GROUPS,
-        info=REPORT_INFO,
-        config_hash=config_hash(TABLE_SLICE),
+        info={m: REPORT_INFO[m] for m in TIMED_MODELS},
+        config_hash=config_hash(TIMED_SLICE),
     script:
         "../scripts/tables.py"
 
@@ -192,8 +203,8 @@ rule geometry:
     params:
         models=NEURAL_MODELS,
         trained=TRAINED_GROUPS,
-        info=REPORT_INFO,
-        config_hash=config_hash({"pairs": PAIRS_SLICE, "models": TABLE_SLICE["models"]}),
+        info={m: REPORT_INFO[m] for m in TIMED_MODELS},
+        config_hash=config_hash({"pairs": PAIRS_SLICE, "models": TIMED_SLICE["models"]}),
     script:
         "../scripts/geometry.py"
 
@@ -230,7 +241,7 @@ rule umap:
             {
                 "pairs": PAIRS_SLICE,
                 "umap": [ANALYSIS["umap_neighbors"], ANALYSIS["umap_min_dist"]],
-                "models": TABLE_SLICE["models"],
+                "models": TIMED_SLICE["models"],
             }
         ),
     script:
@@ -288,7 +299,7 @@ rule figure_mrr_ci:
     params:
         metric_keys=METRIC_KEYS,
         eval_sets=EVAL_SETS,
-        trained=TRAINED_GROUPS,
+        trained={m: TRAINED_GROUPS[m] for m in PAPER_MODELS if m in TRAINED_GROUPS},
         n_resamples=ANALYSIS["n_resamples"],
         seed=ANALYSIS["seed"],
         config_hash=config_hash(TABLE_SLICE),
@@ -321,3 +332,114 @@ rule figure_hard_negative_ranks:
         config_hash=config_hash({"mining": ftconfig.mining_slice(config)}),
     script:
         "../scripts/figure_hard_negative_ranks.py"
+
+
+# ---- remedies (issue 14): their own table, Holm family and figures ---------------------------------------
+# Compared: base, every remedy model and the model each one modifies (its reference, same seed).
+REMEDY_COMPARED = list(
+    dict.fromkeys(["base", *REMEDIES, *(e["reference"] for e in REMEDIES.values())])
+)
+REMEDY_KEYS = [[m, e] for e in EVAL_SETS for m in REMEDY_COMPARED]
+REMEDIES_SLICE = {
+    "analysis": {k: ANALYSIS[k] for k in ("n_resamples", "seed", "alpha")},
+    "models": models_slice(REMEDY_COMPARED),
+    "remedies": REMEDIES,
+}
+# The models of the WiSE-FT curve: base (w = 0), each fine-tuned source (w = 1), the interpolations.
+WISE_CURVE = list(dict.fromkeys(["base", *(m["source"] for m in WISE.values()), *WISE]))
+WISE_KEYS = [[m, e] for e in EVAL_SETS for m in WISE_CURVE]
+
+
+rule remedies_table:
+    input:
+        per_query=[f"results/metrics/{m}/{e}.per_query.parquet" for m, e in REMEDY_KEYS],
+        metrics=[f"results/metrics/{m}/{e}.json" for m, e in REMEDY_KEYS],
+        queries=EVAL_QUERY_FILES,
+    output:
+        csv=report(
+            "results/tables/remedies.csv",
+            caption="../report/remedies.rst",
+            category="Tables",
+            labels={"table": "remedies"},
+        ),
+        md="results/tables/remedies.md",
+    log:
+        "logs/remedies_table/remedies.log",
+    benchmark:
+        "benchmarks/remedies_table/remedies.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        metric_keys=REMEDY_KEYS,
+        eval_sets=EVAL_SETS,
+        catalog=REMEDIES,
+        # the name a reference goes by in the table: its variant (seeds share it), or base
+        labels={
+            m: TRAINED[m]["variant"] if m in TRAINED else m for m in REMEDY_COMPARED
+        },
+        info={m: REPORT_INFO[m] for m in REMEDY_COMPARED},
+        n_resamples=ANALYSIS["n_resamples"],
+        seed=ANALYSIS["seed"],
+        alpha=ANALYSIS["alpha"],
+        config_hash=config_hash(REMEDIES_SLICE),
+    script:
+        "../scripts/remedies_table.py"
+
+
+rule figure_remedies:
+    input:
+        csv="results/tables/remedies.csv",
+    output:
+        png=report(
+            "results/figures/remedies.png",
+            caption="../report/remedies_forest.rst",
+            category="Figures",
+            labels={"figure": "remedies (forest plot)"},
+        ),
+        pdf="results/figures/remedies.pdf",
+    log:
+        "logs/figure_remedies/remedies.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        n_resamples=ANALYSIS["n_resamples"],
+        seed=ANALYSIS["seed"],
+        config_hash=config_hash(REMEDIES_SLICE),
+    script:
+        "../scripts/figure_remedies.py"
+
+
+rule figure_wise_ft:
+    input:
+        metrics=[f"results/metrics/{m}/{e}.json" for m, e in WISE_KEYS],
+    output:
+        png=report(
+            "results/figures/wise_ft.png",
+            caption="../report/wise_ft.rst",
+            category="Figures",
+            labels={"figure": "WiSE-FT"},
+        ),
+        pdf="results/figures/wise_ft.pdf",
+    log:
+        "logs/figure_wise_ft/wise_ft.log",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        metric_keys=WISE_KEYS,
+        eval_sets=EVAL_SETS,
+        wise=WISE,
+        config_hash=config_hash({"wise": WISE, "models": models_slice(WISE_CURVE)}),
+    script:
+        "../scripts/figure_wise_ft.py"
