@@ -1,0 +1,88 @@
+# remedies built from other models' outputs (issue 14; src/ftstudy/interpolation.py, fusion.py):
+# - interpolate: WiSE-FT, {source}_wise{NN} = (1 - w) * base + w * the fine-tuned model {source} (LoRA: its merged
+#   folder, so base + w * the adapter's delta). Its folder is a SentenceTransformer like any model's, so
+#   encode_corpus, build_index, retrieve and evaluate take it as they take the trained ones (DENSE_MODELS).
+# - fuse: hybrid_{rrf,wsum}_{dense} = the BM25 run fused with the dense model's run by ranx, cut at retrieval.k;
+#   evaluate scores it as any run (ALL_MODELS). The weighted sum's BM25 weight is cross-validated over the eval
+#   set's judged queries (fusion.cv_folds folds): a query never gets a weight tuned on itself.
+# Both are small CPU jobs.
+from ftstudy.model_provenance import fusion_slice, model_slice  # noqa: E402
+
+WISE_RE = _alternation(list(WISE))
+HYBRID_RE = _alternation(list(HYBRID))
+
+
+def wise_source_of(wildcards):
+    """Model folder of the fine-tuned model that the WiSE-FT id ``wildcards.model`` interpolates with base."""
+    return model_dir(WISE[wildcards.model]["source"])
+
+
+def fused_dense_run_of(wildcards):
+    """The dense run that the hybrid id ``wildcards.model`` fuses with BM25, for ``wildcards.eval_set``."""
+    return f"results/runs/{HYBRID[wildcards.model]['dense']}/{wildcards.eval_set}.trec"
+
+
+def fuse_slice(wildcards):
+    """What changes a fused run: the method's fusion settings, the depth (retrieval.k) and, for the weighted
+    sum only (its weight is tuned on the judged queries), the eval set's min_relevance.
+    """
+    method = HYBRID[wildcards.model]["method"]
+    out = {"fusion": fusion_slice(config, method), "depth": config["retrieval"]["k"]}
+    if method == "wsum":
+        out["min_relevance"] = config["eval_sets"][wildcards.eval_set]["min_relevance"]
+    return out
+
+
+rule interpolate:
+    input:
+        base=model_dir("base"),
+        source=wise_source_of,
+    output:
+        model=directory("results/models/{model}/model"),
+        record="results/models/{model}/interpolation.json",
+    log:
+        "logs/interpolate/{model}.log",
+    benchmark:
+        "benchmarks/interpolate/{model}.tsv"
+    wildcard_constraints:
+        model=WISE_RE,
+    conda:
+        "../../envs/ml.yaml"
+    threads: 2
+    resources:
+        # two models and the float64 copy of one tensor at a time: MiniLM needs well under 1 GB
+        mem_mb=4000,
+        runtime=15,
+    params:
+        # the weight and the source's own slice (its training branch, base_model included)
+        slice=lambda wc: model_slice(config, wc.model),
+    script:
+        "../scripts/interpolate.py"
+
+
+rule fuse:
+    input:
+        bm25="results/runs/bm25/{eval_set}.trec",
+        dense=fused_dense_run_of,
+        qrels="results/data/eval/{eval_set}/qrels.parquet",
+        queries="results/data/eval/{eval_set}/queries.parquet",
+    output:
+        run="results/runs/{model}/{eval_set}.trec",
+        record="results/runs/{model}/{eval_set}.fusion.json",
+    log:
+        "logs/fuse/{model}/{eval_set}.log",
+    benchmark:
+        "benchmarks/fuse/{model}/{eval_set}.tsv"
+    wildcard_constraints:
+        model=HYBRID_RE,
+    conda:
+        "../../envs/ml.yaml"
+    threads: 2
+    resources:
+        # ranx holds both runs and each fused run as typed dicts: estimated, see the fuse benchmark
+        mem_mb=lambda wildcards, input: max(2000, int(12 * input.size_mb)),
+        runtime=60,
+    params:
+        slice=fuse_slice,
+    script:
+        "../scripts/fuse.py"
