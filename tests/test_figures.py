@@ -251,6 +251,28 @@ def _json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj))
 
 
+def fake_metrics(res: Path, model: str, qids: np.ndarray, quality: float, rng) -> None:
+    """A model's per-query parquet and metrics JSON on dev: a reciprocal rank of 1, 1/2 or 1/3 for a ``quality``
+    share of the queries, 0 otherwise (qids missing from the file count as 0, as ir-measures leaves them out)."""
+    n = len(qids)
+    rr = np.where(rng.random(n) < quality, 1.0 / rng.integers(1, 4, n), 0.0)
+    rows = [(q, name, v) for q, v in zip(qids, rr, strict=True) for name in ("RR@10", "RR@100", "nDCG@10")]
+    rows += [(q, name, float(v > 0)) for q, v in zip(qids, rr, strict=True) for name in ("R@100", "R@1000")]
+    pq = pd.DataFrame(rows, columns=["qid", "measure", "value"])
+    (res / f"metrics/{model}").mkdir(parents=True)
+    pq.to_parquet(res / f"metrics/{model}/dev.per_query.parquet")
+    _json(
+        res / f"metrics/{model}/dev.json",
+        {
+            "model": model,
+            "eval_set": "dev",
+            "n_queries": n,
+            "metrics": pq.groupby("measure")["value"].mean().to_dict(),
+            "provenance": {"versions": {"torch": "2.13.0"}, "model_sha256": "ab" * 32},
+        },
+    )
+
+
 def fake_upstream(root: Path, n_queries: int = 32, n_pairs: int = 24, dim: int = 16) -> None:
     """Every file that the report rules read, for config/test.yaml's models, with plausible values."""
     rng = np.random.default_rng(0)
@@ -263,23 +285,7 @@ def fake_upstream(root: Path, n_queries: int = 32, n_pairs: int = 24, dim: int =
     )
     quality = {"base": 0.6, "full_random": 0.5, "full_hard": 0.45, "lora_random": 0.5, "lora_hard": 0.4, "bm25": 0.3}
     for m in ALL:
-        rr = np.where(rng.random(n_queries) < quality[m], 1.0 / rng.integers(1, 4, n_queries), 0.0)
-        rows = [(q, name, v) for q, v in zip(qids, rr, strict=True) for name in ("RR@10", "RR@100", "nDCG@10")]
-        rows += [(q, name, float(v > 0)) for q, v in zip(qids, rr, strict=True) for name in ("R@100", "R@1000")]
-        pq = pd.DataFrame(rows, columns=["qid", "measure", "value"])
-        (res / f"metrics/{m}").mkdir(parents=True)
-        pq.to_parquet(res / f"metrics/{m}/dev.per_query.parquet")
-        means = pq.groupby("measure")["value"].mean().to_dict()
-        _json(
-            res / f"metrics/{m}/dev.json",
-            {
-                "model": m,
-                "eval_set": "dev",
-                "n_queries": n_queries,
-                "metrics": means,
-                "provenance": {"versions": {"torch": "2.13.0"}, "model_sha256": "ab" * 32},
-            },
-        )
+        fake_metrics(res, m, qids, quality[m], rng)
         seconds = {"bm25": 0.5, "lora_random": 1.1, "lora_hard": 1.1}.get(m, 1.0)
         _json(
             res / f"timing/{m}.json",
@@ -383,7 +389,7 @@ def test_report_rules_and_html_report_on_fake_inputs(tmp_path):
 
     wd = make_workdir(tmp_path / "wd")
     fake_upstream(wd)
-    args = ["--configfile", "config/test.yaml", "--allowed-rules", *REPORT_RULES]
+    args = ["--configfile", "config/test.yaml", "--config", "remedies=False", "--allowed-rules", *REPORT_RULES]
     snakemake(wd, "--cores", "2", *args, "--", *TARGETS)
     for t in TARGETS:
         assert (wd / t).stat().st_size > 0, t
@@ -404,6 +410,67 @@ def test_report_rules_and_html_report_on_fake_inputs(tmp_path):
     snakemake(wd, "--cores", "1", *args, "--report", "results/report.html", "--", *TARGETS)
     html = (wd / "results/report.html").read_text(errors="replace")
     assert "Table I" in html and "hard negatives" in html
+
+
+REMEDIES_YAML = """remedies: true
+variants:
+  full_hard_l2sp: {method: full, negatives: hard, loss: triplet_cosine, epochs: 1, modifies: full_hard,
+                   training: {l2sp: 0.1}}
+wise_ft: {weights: [0.5], variants: [full_hard, lora_hard]}
+fusion: {methods: [rrf], models: [base, full_hard]}
+"""
+REMEDY_TARGETS = [f"results/tables/remedies.{x}" for x in ("csv", "md")] + [
+    f"results/figures/{f}.{x}" for f in ("remedies", "wise_ft") for x in ("png", "pdf")
+]
+
+
+@pytest.mark.workflow
+def test_remedy_rules_on_fake_inputs_leave_the_papers_family_alone(tmp_path):
+    """The remedies table, forest plot and WiSE-FT figure on fake metrics of remedy models; significance.csv
+    made again under the remedies config is byte for byte the paper-only one (the remedies are not its family)."""
+    from conftest import REPO, make_workdir, snakemake
+
+    from ftstudy.config import load_config, remedy_catalog
+
+    wd = make_workdir(tmp_path / "wd")
+    fake_upstream(wd)
+    sig = "results/tables/significance.csv"
+    snakemake(wd, "--cores", "1", "--configfile", "config/test.yaml", "--config", "remedies=False",
+              "--allowed-rules", "significance", "--", sig)  # fmt: skip
+    paper_only = (wd / sig).read_bytes()
+    (wd / "remedies.yaml").write_text(REMEDIES_YAML)
+    config = load_config(REPO / "config/test.yaml", wd / "remedies.yaml")
+    catalog = remedy_catalog(config)
+    qids = pd.read_parquet(wd / "results/data/eval/dev/queries.parquet")["qid"].to_numpy()
+    rng = np.random.default_rng(1)
+    for m in catalog:
+        fake_metrics(wd / "results", m, qids, 0.7, rng)
+    rules = ["significance", "remedies_table", "figure_remedies", "figure_wise_ft"]
+    args = ["--configfile", "config/test.yaml", "remedies.yaml", "--allowed-rules", *rules]
+    snakemake(wd, "--cores", "1", *args, "--forcerun", "significance", "--", sig, *REMEDY_TARGETS)
+    assert (wd / sig).read_bytes() == paper_only
+    df = pd.read_csv(wd / "results/tables/remedies.csv").set_index("model")
+    assert set(df.index) == {e["group"] for e in catalog.values()}
+    judged = pd.Index(qids, name="qid")
+
+    def mrr(model):  # independent: the RR@10 rows over the judged queries, absent ones counting 0
+        pq = pd.read_parquet(wd / f"results/metrics/{model}/dev.per_query.parquet")
+        return pq[pq.measure == "RR@10"].set_index("qid")["value"].reindex(judged, fill_value=0.0).mean()
+
+    row = df.loc["full_hard_l2sp"]
+    assert row["reference"] == "full_hard" and row["MRR@10"] == pytest.approx(mrr("full_hard_l2sp"))
+    assert row["MRR@10_vs_base"] == pytest.approx(mrr("full_hard_l2sp") - mrr("base"))
+    assert row["MRR@10_vs_ref"] == pytest.approx(mrr("full_hard_l2sp") - mrr("full_hard"))
+    assert row["MRR@10_vs_base_ci_low"] <= row["MRR@10_vs_base"] <= row["MRR@10_vs_base_ci_high"]
+    assert df.loc["hybrid_rrf_base", "reference"] == "base" and pd.isna(df.loc["hybrid_rrf_base", "MRR@10_vs_ref"])
+    assert df.loc["lora_hard_wise50", "MRR@10_vs_ref"] == pytest.approx(mrr("lora_hard_wise50") - mrr("lora_hard"))
+    for path in REMEDY_TARGETS[2:]:
+        (_assert_png if path.endswith(".png") else _assert_pdf)(wd / path)
+    assert "**MRR@10**" in (wd / "results/tables/remedies.md").read_text()
+    snakemake(wd, "--cores", "1", *args, "--report", "results/report.html", "--", *REMEDY_TARGETS)
+    html = (wd / "results/report.html").read_text(errors="replace")
+    assert "Does any remedy beat base" in html and "WiSE-FT: interpolating" in html
+    assert "The remedies against base" in html
 
 
 @pytest.mark.workflow
@@ -479,6 +546,25 @@ def test_front_page_names_the_config_and_renders_cleanly(configfile):
     assert f'"n_resamples": {config["analysis"]["n_resamples"]}' in text  # the full resolved config
     for path in REPORT_FILES:
         assert path.removeprefix("results/") in text, path
+
+
+def test_front_page_names_the_remedies_when_there_are_some(tmp_path):
+    import html as html_lib
+    import re
+
+    from conftest import REPO
+
+    from ftstudy.config import load_config
+
+    (tmp_path / "remedies.yaml").write_text(REMEDIES_YAML)
+    page, messages = _render_front_page(load_config(REPO / "config/test.yaml", tmp_path / "remedies.yaml"))
+    assert messages == [], messages
+    text = re.sub(r"<[^>]+>", "", html_lib.unescape(page))
+    assert "Beyond the paper" in text and "WiSE-FT interpolation at weights 0.5" in text and "fusion by rrf" in text
+    assert "full_hard_l2sp: full, hard negatives, triplet_cosine loss, epochs 1; a remedy, modifies full_hard" in text
+    assert "tables/remedies.csv" in text and "figures/remedies.png" in text and "figures/wise_ft.png" in text
+    paper, _ = _render_front_page(load_config(REPO / "config/test.yaml", overrides={"remedies": False}))
+    assert "Beyond the paper" not in paper and "remedies.csv" not in paper
 
 
 @pytest.mark.workflow

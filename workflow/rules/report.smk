@@ -372,7 +372,8 @@ rule remedies_table:
     threads: 1
     resources:
         mem_mb=4000,
-        runtime=60,
+        # full scale (config/remedies.yaml): about 150 comparisons on dev's 6,980 queries, 5-15 s each
+        runtime=120,
     params:
         metric_keys=REMEDY_KEYS,
         eval_sets=EVAL_SETS,
