@@ -7,7 +7,9 @@ The pieces live in their own modules:
 - :mod:`ftstudy.candidates`: the candidate retrievers (dense base model, BM25) and the ``mining.miner`` choice;
 - :mod:`ftstudy.mining_batches`: one batch at a time, each finished batch kept in a resumable partial folder
   (:mod:`ftstudy.partial`);
-- :mod:`ftstudy.mining_io`: reading the inputs, writing ``hard.parquet``.
+- :mod:`ftstudy.mining_io`: reading the inputs, writing ``hard.parquet``;
+- :mod:`ftstudy.candidate_file`: the retrieved candidate lists, written beside ``hard.parquet`` so that further
+  mined sets (:mod:`ftstudy.negative_filters`) need no second retrieval.
 
 Here: :func:`mine_hard_negatives` (the step, given an embedder and a retriever), its statistics, and
 :func:`mine_for_workflow` (the rule's job: loads the base model and embeddings, picks the miner).
@@ -20,16 +22,18 @@ level at most.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from ftstudy.atomic import write_json
+from ftstudy.candidate_file import candidate_writer
 from ftstudy.candidates import Retriever
 from ftstudy.mining_batches import BatchMiner, BatchResult, mine_batches
 from ftstudy.mining_io import collection_texts, file_signature, read_qrels, read_queries, write_hard_parquet
@@ -106,6 +110,14 @@ def summarise(results: list[BatchResult], settings: MiningSettings, counts: dict
     return stats, cat
 
 
+def write_triplets(out_parquet: str | os.PathLike, cat: dict, queries: pa.Table, collection_path) -> None:
+    """Write the drawn rows ``cat`` (from :func:`summarise`) as a hard.parquet-shaped file, texts joined from
+    ``queries`` (qid, text sorted by qid) and one streaming scan of the collection parquet."""
+    passages = collection_texts(collection_path, np.concatenate([cat["pos_pid"], cat["neg_pid"]]))
+    ids = [cat[k].astype(np.int64) for k in ("qid", "pos_pid", "neg_pid", "neg_rank")]
+    write_hard_parquet(out_parquet, *ids, queries, passages)
+
+
 # ---- the step ----------------------------------------------------------------------------------------------
 def open_mining_partial(
     partial_root: str | os.PathLike, settings: MiningSettings, query_batch_size: int, partial_key: dict | None
@@ -135,8 +147,11 @@ def mine_hard_negatives(
     min_relevance: int = 1,
     progress: bool = True,
     partial_key: dict | None = None,
+    out_candidates: str | os.PathLike | None = None,
 ) -> dict:
     """Mine every judged training query and write ``hard.parquet`` and ``hard_stats.json``; returns the stats.
+
+    ``out_candidates``: also stream every query's candidate lists there (:mod:`ftstudy.candidate_file`).
 
     embed: texts -> (n, d) L2-normalised base-model embeddings. retrieve: see :data:`ftstudy.candidates.Retriever`.
     corpus_vectors / corpus_ids: the base model's corpus embeddings (n, d) (rows L2-normalised) and their pids
@@ -165,12 +180,16 @@ def mine_hard_negatives(
     pid_index = PidIndex(corpus_ids)
     positives, n_missing = positives_in_corpus({int(q): positives[int(q)] for q in qids}, pid_index)
     miner = BatchMiner(settings, positives, embed, retrieve, corpus_vectors, pid_index, retrieval_is_cosine)
-    batches = mine_batches(miner, qids, query_text, folder, query_batch_size, progress)
-    stats, cat = summarise(list(batches), settings, counts)
+    results = []
+    writer = candidate_writer(out_candidates) if out_candidates else contextlib.nullcontext()
+    with writer as cand_out:
+        for res, cands in mine_batches(miner, qids, query_text, folder, query_batch_size, progress):
+            results.append(res)  # a few int64 per query; the candidate lists go to disk as they come
+            if cand_out is not None:
+                cand_out.write(cands)
+    stats, cat = summarise(results, settings, counts)
     stats.update(min_relevance=min_relevance, judged_positives_not_in_corpus=n_missing, provenance=provenance or {})
-    passages = collection_texts(collection_path, np.concatenate([cat["pos_pid"], cat["neg_pid"]]))
-    ids = [cat[k].astype(np.int64) for k in ("qid", "pos_pid", "neg_pid", "neg_rank")]
-    write_hard_parquet(out_parquet, *ids, queries, passages)
+    write_triplets(out_parquet, cat, queries, collection_path)
     write_json(out_stats, stats)
     close_partial(partial_root)
     log.info(
@@ -205,31 +224,30 @@ def base_query_encoder(
     return embed, device, dtype
 
 
-def mine_for_workflow(
-    inputs: Mapping[str, str],
-    out_parquet: str | os.PathLike,
-    out_stats: str | os.PathLike,
-    job_slice: Mapping,
-    query_batch_size: int,
-    encoding_batch_size: int,
-    partial_root: str | os.PathLike,
-    threads: int = 1,
-    backend: str = "auto",
-) -> dict:
-    """Rule ``mine_hard_negatives``: load the base model and its corpus embeddings, pick the miner, mine.
+@dataclass
+class WorkflowMiner:
+    """What the workflow's mining jobs search with: the base model's query encoder, the ``mining.miner``
+    retriever, the base corpus embeddings (vectors (N, d), pids (N,)) and where they ran."""
 
-    inputs: ``queries``, ``qrels``, ``collection`` (parquet), ``model`` (SentenceTransformer folder),
-    ``embeddings`` (the base model's corpus embeddings). job_slice: the config that feeds the output
-    (``mining`` without execution knobs, ``base_model``, ``encoding`` dtype and max_seq_length, ``bm25`` k1/b for
-    the bm25 miner). query_batch_size / encoding_batch_size / threads / backend (``retrieval.backend``: every
-    exact backend returns the same candidates, :mod:`ftstudy.topk`): execution knobs, recorded in the provenance
-    only.
-    """
+    embed: Callable[[list[str]], np.ndarray]
+    retrieve: Retriever
+    retrieval_is_cosine: bool
+    vectors: np.ndarray
+    ids: np.ndarray
+    embeddings_meta: dict
+    device: str
+    dtype: str
+
+
+def load_miner(
+    inputs: Mapping[str, str], job_slice: Mapping, encoding_batch_size: int, threads: int, backend: str
+) -> WorkflowMiner:
+    """The miner of a job slice (``mining``, ``encoding``, ``bm25``): inputs ``model``, ``embeddings`` and
+    ``collection`` (read only by the bm25 miner). Used by the training queries' mining and by the diagnosis, so
+    both search the same way."""
     from ftstudy.candidates import make_retriever
     from ftstudy.encode import load_embeddings
-    from ftstudy.provenance import model_weights_sha256, versions
 
-    job_slice = dict(job_slice)
     settings = MiningSettings.from_config(job_slice["mining"])
     embed, device, dtype = base_query_encoder(inputs["model"], job_slice["encoding"], encoding_batch_size)
     vectors, ids, emb_meta = load_embeddings(inputs["embeddings"])
@@ -245,6 +263,37 @@ def mine_for_workflow(
         job_slice.get("bm25"),
         threads,
     )
+    return WorkflowMiner(embed, retrieve, cosine, vectors, ids, emb_meta, device, dtype)
+
+
+def mine_for_workflow(
+    inputs: Mapping[str, str],
+    out_parquet: str | os.PathLike,
+    out_stats: str | os.PathLike,
+    job_slice: Mapping,
+    query_batch_size: int,
+    encoding_batch_size: int,
+    partial_root: str | os.PathLike,
+    threads: int = 1,
+    backend: str = "auto",
+    out_candidates: str | os.PathLike | None = None,
+) -> dict:
+    """Rule ``mine_hard_negatives``: load the base model and its corpus embeddings, pick the miner, mine.
+
+    inputs: ``queries``, ``qrels``, ``collection`` (parquet), ``model`` (SentenceTransformer folder),
+    ``embeddings`` (the base model's corpus embeddings). job_slice: the config that feeds the output
+    (``mining`` without execution knobs, ``base_model``, ``encoding`` dtype and max_seq_length, ``bm25`` k1/b for
+    the bm25 miner). query_batch_size / encoding_batch_size / threads / backend (``retrieval.backend``: every
+    exact backend returns the same candidates, :mod:`ftstudy.topk`): execution knobs, recorded in the provenance
+    only. out_candidates: where the candidate lists go (``results/mining/candidates.parquet``).
+    """
+    from ftstudy.provenance import model_weights_sha256, versions
+
+    job_slice = dict(job_slice)
+    settings = MiningSettings.from_config(job_slice["mining"])
+    m = load_miner(inputs, job_slice, encoding_batch_size, threads, backend)
+    embed, retrieve, cosine, vectors, ids = m.embed, m.retrieve, m.retrieval_is_cosine, m.vectors, m.ids
+    device, dtype, emb_meta = m.device, m.dtype, m.embeddings_meta
     execution = {"query_batch_size": query_batch_size, "encoding_batch_size": encoding_batch_size, "threads": threads,
                  "backend": backend}  # fmt: skip
     return mine_hard_negatives(
@@ -262,6 +311,7 @@ def mine_for_workflow(
         query_batch_size,
         retrieval_is_cosine=cosine,
         partial_key={"inputs": {k: file_signature(v) for k, v in inputs.items()}, "params": job_slice},
+        out_candidates=out_candidates,
         provenance={
             "config_hash": config_hash(job_slice),
             "config": job_slice,

@@ -3,7 +3,9 @@
 :func:`mine_batch` embeds, retrieves and draws one batch (the positive test and the cosines are vectorised over
 the batch; only the seeded draw of :func:`ftstudy.negatives.draw_query` runs per query). :func:`mine_batches`
 walks the batches in ascending qid order and saves each :class:`BatchResult` (a few int64 per query) as
-``batch_{i:06d}.npz`` in a folder from :func:`ftstudy.partial.open_partial`; pieces already there are loaded
+``batch_{i:06d}.npz``, with the batch's candidate lists (:class:`ftstudy.candidate_file.QueryCandidates`, what
+``results/mining/candidates.parquet`` holds) as ``cands_{i:06d}.npz``, in a folder from
+:func:`ftstudy.partial.open_partial`; pieces already there are loaded
 instead of mined, so a killed job resumes at its next batch. The batch size is an execution knob: the rows do
 not depend on it (per-query RNG), but the pieces do, so it belongs in the folder's stamp.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ftstudy.atomic import atomic_path
+from ftstudy.candidate_file import QueryCandidates
 from ftstudy.candidates import Retriever
 from ftstudy.negatives import SKIP_REASONS, MiningSettings, PidIndex, draw_query
 
@@ -87,8 +90,9 @@ class BatchMiner:
     retrieval_is_cosine: bool = True
 
 
-def mine_batch(miner: BatchMiner, qids: np.ndarray, texts: list[str]) -> BatchResult:
-    """Mine one batch of queries: qids (b,) and their b texts."""
+def mine_batch(miner: BatchMiner, qids: np.ndarray, texts: list[str]) -> tuple[BatchResult, QueryCandidates]:
+    """Mine one batch of queries: qids (b,) and their b texts. Returns the draws and the batch's candidate lists
+    (the valid candidates in rank order with the base-model cosines that the margin guard uses)."""
     settings, corpus_vectors, pid_index = miner.settings, miner.corpus_vectors, miner.pid_index
     q_emb = np.asarray(miner.embed(texts), dtype=np.float32)
     scores, cand = miner.retrieve(q_emb, texts)
@@ -100,15 +104,16 @@ def mine_batch(miner: BatchMiner, qids: np.ndarray, texts: list[str]) -> BatchRe
         return np.asarray(corpus_vectors[_rows(pid_index, pids)], np.float32) @ q_emb[i]
 
     out = {k: [] for k in ("qid", "pos_pid", "neg_pid", "neg_rank", "row")}
+    lists = {k: [] for k in ("pids", "scores", "pos_pids", "pos_scores")}
     skipped_q, skipped_r = [], []
     excluded = dropped = fewer = 0
     for i, qid in enumerate(qids.tolist()):
         pos = pos_lists[i]
         c = cand[i, : n_valid[i]]  # candidates are sorted with the -1 padding last
-        cand_cos = pos_cos = None
-        if settings.margin is not None and pos.size and c.size >= settings.rank_range[0]:
-            pos_cos = cosines(i, pos)
-            cand_cos = scores[i, : c.size] if miner.retrieval_is_cosine else cosines(i, c)
+        pos_cos = cosines(i, pos)
+        cand_cos = scores[i, : c.size] if miner.retrieval_is_cosine else cosines(i, c)
+        for k, v in zip(lists, (c, cand_cos, pos, pos_cos), strict=True):
+            lists[k].append(v)
         res = draw_query(qid, c, pos, settings, cand_cos, pos_cos, is_pos=is_pos_all[i, : c.size])
         if isinstance(res, str):
             skipped_q.append(qid)
@@ -125,7 +130,7 @@ def mine_batch(miner: BatchMiner, qids: np.ndarray, texts: list[str]) -> BatchRe
         out["row"].append(np.full(n, i, np.int64))
     cols = {k: _cat(v) for k, v in out.items()}
     q_of_row = q_emb[cols.pop("row")]
-    return BatchResult(
+    result = BatchResult(
         **cols,
         pos_cos=_row_cosines(corpus_vectors, _rows(pid_index, cols["pos_pid"]), q_of_row),
         neg_cos=_row_cosines(corpus_vectors, _rows(pid_index, cols["neg_pid"]), q_of_row),
@@ -135,6 +140,7 @@ def mine_batch(miner: BatchMiner, qids: np.ndarray, texts: list[str]) -> BatchRe
         margin_dropped=dropped,
         fewer_negatives=fewer,
     )
+    return result, QueryCandidates.from_lists(qids, **lists)
 
 
 def _rows(pid_index: PidIndex, pids: np.ndarray) -> np.ndarray:
@@ -161,8 +167,8 @@ def mine_batches(
     folder: str | os.PathLike,
     batch_size: int,
     progress: bool = True,
-) -> Iterator[BatchResult]:
-    """Mine ``qids`` (ascending) ``batch_size`` at a time; yield each batch's result.
+) -> Iterator[tuple[BatchResult, QueryCandidates]]:
+    """Mine ``qids`` (ascending) ``batch_size`` at a time; yield each batch's (result, candidate lists).
 
     ``query_text(qids) -> texts``. Each finished batch is saved in ``folder`` (from
     :func:`ftstudy.partial.open_partial`, stamped with ``batch_size``) and loaded from there on a rerun instead
@@ -175,13 +181,14 @@ def mine_batches(
     n_batches = (qids.size + batch_size - 1) // batch_size
     bar = tqdm(total=int(qids.size), desc="mining", unit="q", disable=not progress, mininterval=10)
     for b in range(n_batches):
-        path = folder / f"batch_{b:06d}.npz"
+        path, cands_path = folder / f"batch_{b:06d}.npz", folder / f"cands_{b:06d}.npz"
         batch = qids[b * batch_size : (b + 1) * batch_size]
-        if path.exists():
-            res = BatchResult.load(path)
+        if path.exists() and cands_path.exists():
+            res, cands = BatchResult.load(path), QueryCandidates.load(cands_path)
         else:
-            res = mine_batch(miner, batch, query_text(batch))
+            res, cands = mine_batch(miner, batch, query_text(batch))
+            cands.save(cands_path)
             res.save(path)
         bar.update(batch.size)
-        yield res
+        yield res, cands
     bar.close()

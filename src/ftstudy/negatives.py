@@ -6,6 +6,11 @@ inclusive, counted before the positives are removed). Where a query has several 
 is drawn too. Every random choice of a query comes from ``numpy.random.default_rng([seed, qid])``, so a query's
 draw never depends on which batch it sits in.
 
+The margin guard (``mining.margin``, off by default) drops candidates whose base-model cosine is above
+:func:`margin_limit` of the drawn positive's: ``pos - m`` (``margin_mode: absolute``) or ``(1 - m) * pos``
+(``relative``, NV-Retriever's TopK-PercPos). :func:`eligible_pool` is the part before the draw (used as is by the
+filtered sets and the diagnosis), :func:`draw_from_pool` the seeded draw, :func:`draw_query` both.
+
 Also here: which queries and positives are mined (:func:`judged_positives`, :func:`select_queries`,
 :func:`positives_in_corpus`) and the pid -> corpus row lookup they need (:class:`PidIndex`).
 """
@@ -41,6 +46,7 @@ class MiningSettings:
     rank_range: tuple[int, int]
     negatives_per_query: int
     margin: float | None
+    margin_mode: str  # absolute | relative (see margin_limit)
     max_queries: int | None
     seed: int
 
@@ -77,15 +83,101 @@ class QueryDraw:
     margin_dropped: int  # in-range non-positive candidates dropped by the margin guard
 
 
+@dataclass
+class QueryPool:
+    """One query's candidates that survive the rank range, the positives and the margin guard, before the draw.
+
+    ``pool``: (m,) ascending indices into the query's candidate list (0-based: rank - 1), possibly empty.
+    ``rng``: the query's generator, already past the positive's draw, so the negatives are drawn from it next.
+    ``pos_index``: the drawn positive's index in ``positive_pids`` (None when the judgments are hidden, pos_pid
+    -1).
+    """
+
+    rng: np.random.Generator
+    pos_index: int | None
+    pos_pid: int
+    pool: np.ndarray
+    in_range: int  # in-range candidates that are not judged positives (the pool before the margin guard)
+    positives_excluded: int
+    margin_dropped: int
+
+
 def query_rng(seed: int, qid: int) -> np.random.Generator:
     """The per-query generator: depends only on (seed, qid), never on batch boundaries."""
     return np.random.default_rng([int(seed), int(qid)])
 
 
+def margin_limit(positive_score: float, margin: float, mode: str) -> float:
+    """The highest candidate score the margin guard keeps: candidates scoring above it are dropped.
+
+    absolute: ``positive_score - margin`` (cosine units). relative: ``(1 - margin) * positive_score``,
+    NV-Retriever's TopK-PercPos (Moreira et al. 2024, arXiv 2407.15831; m = 0.05 there), meant for positive
+    scores (a cosine of a judged positive under a retriever is).
+    """
+    if mode == "absolute":
+        return float(positive_score) - float(margin)
+    if mode == "relative":
+        return (1.0 - float(margin)) * float(positive_score)
+    raise ValueError(f"mining margin_mode '{mode}': expected 'absolute' or 'relative'")
+
+
+def eligible_pool(
+    qid: int,
+    cand_pids: np.ndarray,
+    positive_pids: np.ndarray | None,
+    settings: MiningSettings,
+    cand_cos: np.ndarray | None = None,
+    positive_cos: np.ndarray | None = None,
+    is_pos: np.ndarray | None = None,
+) -> QueryPool | str:
+    """Draw the positive and keep the candidates a negative may be drawn from (the pool may be empty: every
+    in-range candidate was a positive or fell to the margin), or return a skip reason.
+
+    Arguments as in :func:`draw_query`. ``positive_pids`` None hides the judgments (the diagnosis of an eval set):
+    no positive is drawn or removed, and a margin cannot apply (ValueError).
+    """
+    hidden = positive_pids is None
+    if hidden and settings.margin is not None:
+        raise ValueError("a margin needs a positive's score; with hidden judgments there is none")
+    if not hidden and positive_pids.size == 0:
+        return SKIP_POSITIVE_MISSING
+    start, end = settings.rank_range
+    if cand_pids.size < start:
+        return SKIP_FEW_CANDIDATES
+    rng = query_rng(settings.seed, qid)
+    p = None if hidden else (int(rng.integers(positive_pids.size)) if positive_pids.size > 1 else 0)
+    if hidden:
+        is_pos = np.zeros(cand_pids.size, bool)
+    elif is_pos is None:
+        is_pos = np.isin(cand_pids, positive_pids)
+    keep = np.zeros(cand_pids.size, bool)
+    keep[start - 1 : end] = True  # original ranks start..end (1-based, inclusive)
+    keep &= ~is_pos
+    in_range = int(keep.sum())
+    margin_dropped = 0
+    if settings.margin is not None:
+        if cand_cos is None or positive_cos is None:
+            raise ValueError("mining.margin needs candidate and positive cosines")
+        limit = margin_limit(positive_cos[p], settings.margin, settings.margin_mode)
+        too_close = keep & (np.asarray(cand_cos) > limit)
+        margin_dropped = int(too_close.sum())
+        keep &= ~too_close
+    pos_pid = -1 if hidden else int(positive_pids[p])
+    return QueryPool(rng, p, pos_pid, np.flatnonzero(keep), in_range, int(is_pos.sum()), margin_dropped)
+
+
+def draw_from_pool(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
+    """``min(n, len(pool))`` entries of ``pool`` drawn without replacement with ``rng``, ascending."""
+    n = min(n, pool.size)
+    if n == 1:
+        return pool[[int(rng.integers(pool.size))]]
+    return np.sort(rng.choice(pool, size=n, replace=False))
+
+
 def draw_query(
     qid: int,
     cand_pids: np.ndarray,
-    positive_pids: np.ndarray,
+    positive_pids: np.ndarray | None,
     settings: MiningSettings,
     cand_cos: np.ndarray | None = None,
     positive_cos: np.ndarray | None = None,
@@ -94,45 +186,23 @@ def draw_query(
     """Draw one query's positive and negatives, or return the skip reason (one of SKIP_REASONS).
 
     cand_pids: (k,) candidate pids in rank order (rank 1 first); may be shorter than top_k.
-    positive_pids: (p,) judged positive pids present in the collection, ascending.
+    positive_pids: (p,) judged positive pids present in the collection, ascending (None: judgments hidden, see
+    :func:`eligible_pool`).
     cand_cos / positive_cos: base-model cosines of the candidates / positives; needed only with a margin.
     is_pos: optional precomputed ``np.isin(cand_pids, positive_pids)`` (the batch loop vectorises it).
     """
-    if positive_pids.size == 0:
-        return SKIP_POSITIVE_MISSING
-    start, end = settings.rank_range
-    if cand_pids.size < start:
-        return SKIP_FEW_CANDIDATES
-    rng = query_rng(settings.seed, qid)
-    p = int(rng.integers(positive_pids.size)) if positive_pids.size > 1 else 0
-    pos_pid = int(positive_pids[p])
-    if is_pos is None:
-        is_pos = np.isin(cand_pids, positive_pids)
-    keep = np.zeros(cand_pids.size, bool)
-    keep[start - 1 : end] = True  # original ranks start..end (1-based, inclusive)
-    keep &= ~is_pos
-    margin_dropped = 0
-    if settings.margin is not None:
-        if cand_cos is None or positive_cos is None:
-            raise ValueError("mining.margin needs candidate and positive cosines")
-        limit = float(positive_cos[p]) - float(settings.margin)
-        too_close = keep & (np.asarray(cand_cos) > limit)
-        margin_dropped = int(too_close.sum())
-        keep &= ~too_close
-    pool = np.flatnonzero(keep)
-    if pool.size == 0:
+    pool = eligible_pool(qid, cand_pids, positive_pids, settings, cand_cos, positive_cos, is_pos)
+    if isinstance(pool, str):
+        return pool
+    if pool.pool.size == 0:
         return SKIP_NO_CANDIDATE
-    n = min(settings.negatives_per_query, pool.size)
-    if n == 1:
-        chosen = pool[[int(rng.integers(pool.size))]]
-    else:
-        chosen = np.sort(rng.choice(pool, size=n, replace=False))
+    chosen = draw_from_pool(pool.rng, pool.pool, settings.negatives_per_query)
     return QueryDraw(
-        pos_pid=pos_pid,
+        pos_pid=pool.pos_pid,
         neg_pids=cand_pids[chosen].astype(np.int64),
         neg_ranks=(chosen + 1).astype(np.int64),
-        positives_excluded=int(is_pos.sum()),
-        margin_dropped=margin_dropped,
+        positives_excluded=pool.positives_excluded,
+        margin_dropped=pool.margin_dropped,
     )
 
 

@@ -1,5 +1,8 @@
 # Hard-negative mining (the paper's procedure): top mining.top_k passages per judged training query under the
 # base model (or BM25), judged positives removed, negatives drawn from mining.rank_range with a per-query seed.
+# The retrieved candidate lists are kept (results/mining/candidates.parquet): the filtered sets
+# (mining.filtered_sets) are drawn from them with no second retrieval. The diagnosis (mining.diagnose_eval_sets)
+# mines an eval set's queries the same way and counts the judged negatives.
 # See docs/mining.md and src/ftstudy/mining.py (which names the modules of each part).
 
 
@@ -28,6 +31,7 @@ rule mine_hard_negatives:
     output:
         triplets="results/triplets/hard.parquet",
         stats="results/triplets/hard_stats.json",
+        candidates="results/mining/candidates.parquet",
     log:
         "logs/mine_hard_negatives/main.log",
     benchmark:
@@ -42,3 +46,88 @@ rule mine_hard_negatives:
         partial_root="results/.partial/mine_hard_negatives",
     script:
         "../scripts/mine_hard_negatives.py"
+
+
+FILTERED_SETS = MINED_SETS[1:]  # mining.filtered_sets, in config order
+DIAGNOSED = list(config["mining"]["diagnose_eval_sets"])
+
+
+def filtered_slice(wildcards):
+    """What feeds one filtered set: the paper's mining slice (which made the candidates) and the set's own
+    resolved settings. Other sets' settings are not in it, so changing one set reruns only that set.
+    """
+    return {
+        **MINING_SLICE,
+        "name": wildcards.name,
+        "filtered": ftconfig.filtered_set(config, wildcards.name),
+    }
+
+
+def filter_inputs(wildcards):
+    """Candidates, the paper's hard.parquet (its negatives are checked against the filter), texts, and the
+    cross-encoder's folder when the set names a local one (a Hub id is not a file)."""
+    ce = ftconfig.filtered_set(config, wildcards.name)["cross_encoder"]
+    return {
+        "candidates": "results/mining/candidates.parquet",
+        "hard": "results/triplets/hard.parquet",
+        "queries": "results/data/queries.train.parquet",
+        "collection": collection_parquet("main"),
+        **({"cross_encoder": ce} if ce and os.path.isdir(ce) else {}),
+    }
+
+
+def filter_gpu(wildcards):
+    """A GPU only for a set with a cross-encoder."""
+    return int(bool(ftconfig.filtered_set(config, wildcards.name)["cross_encoder"]))
+
+
+rule filter_negatives:
+    input:
+        unpack(filter_inputs),
+    output:
+        triplets="results/triplets/{name}.parquet",
+        stats="results/triplets/{name}_stats.json",
+    log:
+        "logs/filter_negatives/{name}.log",
+    benchmark:
+        "benchmarks/filter_negatives/{name}.tsv"
+    wildcard_constraints:
+        name=_alternation(FILTERED_SETS),
+    conda:
+        "../../envs/ml.yaml"
+    threads: 2
+    resources:
+        gpu=filter_gpu,
+        mem_mb=32000,
+        runtime=240,
+    params:
+        slice=filtered_slice,
+        partial_root=lambda w: f"results/.partial/filter_negatives/{w.name}",
+    script:
+        "../scripts/filter_negatives.py"
+
+
+rule diagnose_negatives:
+    input:
+        queries="results/data/eval/{eval_set}/queries.parquet",
+        qrels="results/data/eval/{eval_set}/qrels.parquet",
+        collection=collection_parquet("main"),
+        model=model_dir("base"),
+        embeddings="results/embeddings/base/main",
+    output:
+        "results/analysis/negatives/{eval_set}.json",
+    log:
+        "logs/diagnose_negatives/{eval_set}.log",
+    benchmark:
+        "benchmarks/diagnose_negatives/{eval_set}.tsv"
+    wildcard_constraints:
+        eval_set=_alternation(DIAGNOSED),
+    conda:
+        "../../envs/ml.yaml"
+    threads: 2
+    resources:
+        **gpu_resources(mem_mb=24000, runtime=60),
+    params:
+        slice=MINING_SLICE,
+    script:
+        "../scripts/diagnose_negatives.py"

@@ -1,4 +1,5 @@
-"""Mine hard negatives with the base model (or BM25): results/triplets/hard.parquet + hard_stats.json."""
+"""Mine hard negatives with the base model (or BM25): results/triplets/hard.parquet + hard_stats.json, and the
+retrieved candidate lists (results/mining/candidates.parquet) that the filtered sets are drawn from."""
 
 from _common import setup
 
@@ -18,4 +19,5 @@ mine_for_workflow(
     partial_root=smk.params.partial_root,
     threads=smk.threads,
     backend=smk.config["retrieval"]["backend"],
+    out_candidates=smk.output.candidates,
 )
