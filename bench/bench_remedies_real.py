@@ -3,19 +3,24 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_remedies_real.py --workdir /tmp/real            # everything
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_remedies_real.py --workdir /tmp/real --paper-only
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_remedies_real.py --workdir /tmp/real --other-passages 2000
 
 The run uses the embedded default (config/config.yaml: its remedies, its batch size and warm-up, the paper's
 epochs) with the slice as ``dataset_dir``, 1,000 random triplets, every judged training query mined, training at
 sequence length 128, and retrieval top-1000. ``--paper-only`` sets ``remedies: false`` (the paper's five models
 and BM25); a later run without it adds the remedies to the same folder and reruns nothing else. Each run prints its
-wall time, then Table I and the remedies table. On 2 CPU cores the whole study takes about 1.5-2 hours.
-The data stays outside the project: the work folder holds links to the workflow and the results.
+wall time, then Table I and the remedies table. ``--other-passages N`` keeps every judged passage and a seeded
+sample of N others (encoding all 11,809 passages takes ~5.5 min per model on 2 CPU cores, and the study with its
+remedies encodes 12 models). The data stays outside the project: the work folder holds links to the workflow,
+the results and (with --other-passages) the reduced copy of the slice.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import shutil
 import subprocess
 import sys
 import time
@@ -45,16 +50,49 @@ def make_workdir(path: Path) -> Path:
     return path
 
 
+SLICE_FILES = (
+    "queries.train.tsv",
+    "qrels.train.tsv",
+    "triples.train.small.tsv",
+    "queries.dev.small.tsv",
+    "qrels.dev.small.tsv",
+)
+
+
+def reduced_slice(src: Path, dst: Path, n_other: int, seed: int = 7) -> Path:
+    """A copy of the slice in ``dst`` whose collection keeps every judged passage (train and dev qrels) and a
+    seeded sample of ``n_other`` of the rest, in the file's order; the other files are copied unchanged. An existing
+    copy is kept as it is (a second stage must not touch the inputs' mtimes)."""
+    if (dst / "collection.tsv").is_file():
+        return dst
+    dst.mkdir(parents=True, exist_ok=True)
+    judged = set()
+    for name in ("qrels.train.tsv", "qrels.dev.small.tsv"):
+        judged |= {line.split("\t")[2] for line in (src / name).read_text(encoding="utf-8").splitlines()}
+    lines = (src / "collection.tsv").read_text(encoding="utf-8").splitlines()
+    others = [i for i, ln in enumerate(lines) if ln.split("\t", 1)[0] not in judged]
+    keep = set(random.Random(seed).sample(others, min(n_other, len(others))))
+    kept = [ln for i, ln in enumerate(lines) if i in keep or ln.split("\t", 1)[0] in judged]
+    (dst / "collection.tsv").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    for name in SLICE_FILES:
+        shutil.copy(src / name, dst / name)
+    print(f"{dst}: {len(kept)} of {len(lines)} passages ({len(kept) - len(keep)} judged + {len(keep)} others)")
+    return dst
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", required=True, type=Path)
     ap.add_argument("--data", default=str(MINI), type=Path)
     ap.add_argument("--paper-only", action="store_true")
+    ap.add_argument("--other-passages", type=int, default=None)
     ap.add_argument("--cores", default="2")
     args = ap.parse_args()
     if not (args.data / "collection.tsv").is_file():
         sys.exit(f"{args.data}: no collection.tsv (the shared slice beside the repository, or --data)")
     wd = make_workdir(args.workdir.resolve())
+    if args.other_passages is not None:
+        args.data = reduced_slice(args.data, wd / "slice", args.other_passages)
     overlay = wd / "real_slice.yaml"
     overlay.write_text(OVERLAY.format(data=args.data.resolve(), remedies="false" if args.paper_only else "true"))
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--cores", args.cores, "--resources", "gpu=1"]
