@@ -131,7 +131,8 @@ def test_few_steps_lower_the_loss(tmp_path, base_dir, method, loss):
     assert summary["n_train"] == 8 and summary["n_eval"] == 2 and summary["dtype"] == "fp32"
     assert (out / "adapter").exists() == (method == "lora")
     log = pd.read_csv(out / "train_log.csv")
-    assert list(log.columns) == ["step", "epoch", "loss", "learning_rate", "grad_norm"]
+    assert list(log.columns) == ["step", "epoch", "loss", "learning_rate", "grad_norm", "task_loss", "l2sp_penalty"]
+    assert (log["l2sp_penalty"] == 0).all() and np.allclose(log["task_loss"], log["loss"], rtol=1e-6)  # l2sp off
     assert log["step"].tolist() == [1, 2] and log["epoch"].iloc[-1] == pytest.approx(2.0)
     assert not (tmp_path / "partial" / "v").exists() or not any((tmp_path / "partial" / "v").iterdir())
     # The saved model keeps the base's module layout (Normalize included, also for triplet_euclidean).
@@ -224,6 +225,8 @@ def test_trainable_fraction_matches_independent_count(lora_run, base_dir):
         ({"method": "full", "negatives": "random", "training": {"learning_rate": 1e-4}}, "variants.bad.training"),
         ({"method": "lora", "negatives": "hard", "lora": {"rank": 8}}, "variants.bad.lora"),
         ({"method": "full", "negatives": "hard", "lora": {"r": 8}}, "variants.bad.lora"),
+        # a well-formed name that is neither random, hard nor a mining.filtered_sets entry (issue 14)
+        ({"method": "full", "negatives": "bm25_top5"}, "variants.bad.negatives"),
     ],
 )
 def test_check_config_rejects_bad_variant_naming_the_key(variant, key):
@@ -239,13 +242,14 @@ def test_check_config_rejects_bad_variant_naming_the_key(variant, key):
     "variant, what",
     [
         ({"bad": {"method": "prefix", "negatives": "random"}}, "method"),
-        ({"bad": {"method": "full", "negatives": "bm25_top5"}}, "negatives"),
+        ({"bad": {"method": "full", "negatives": "BM25-top5"}}, "negatives"),  # not a set name at all
         ({"bm25": {"method": "full", "negatives": "random"}}, "bm25"),
         ({"Bad-Name": {"method": "full", "negatives": "random"}}, "Bad-Name"),
     ],
 )
 def test_schema_rejects_what_check_config_does_not_recheck(variant, what):
-    """Unknown methods and negative sources and bad or reserved variant names are the schema's job alone."""
+    """Unknown methods, malformed negative source names and bad or reserved variant names are the schema's job
+    alone (a well-formed but unknown source name is check_config's: it depends on mining.filtered_sets)."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
@@ -297,25 +301,40 @@ def test_epoch_batches_reshuffle_and_cover_everything():
 
 
 # ---- interruption -----------------------------------------------------------------------------------------
-def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
+@pytest.mark.parametrize(
+    "loss, per_query, epochs, remedies",
+    [
+        ("triplet_cosine", 1, 2, {}),  # the paper's setting: 9 train triplets, 3 steps/epoch
+        # Issue 14's remedies together: 3 triplets per query (the same query and positive three times), MNRL on
+        # no-duplicate batches, L2-SP. The sampler's order and the penalty's anchor must survive the kill too.
+        # Seed 2: its one epoch defers 5 triplets (seed 42's first epoch happens to need no deferral).
+        ("mnrl", 3, 1, {"batch_sampler": "no_duplicates", "l2sp": 5.0, "seeds": [2]}),
+    ],
+    ids=["paper", "no_duplicates_l2sp"],
+)
+def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir, loss, per_query, epochs, remedies):
     """SIGKILL a real training process after its first checkpoint; the rerun resumes and matches a clean run."""
     from safetensors.torch import load_file
 
     from ftstudy.training import partial_dir_for, train_variant
 
-    trip = _triplets(tmp_path, n_queries=10)  # 9 train, 1 held out: 3 steps/epoch
+    trip = _triplets(tmp_path, n_queries=10, per_query=per_query)  # 9 queries train, 1 held out
     sl, kn = _job(
         "full",
-        "triplet_cosine",
-        epochs=2,
-        training={"batch_size": 4, "checkpoint_every": 2, "eval_fraction": 0.1, "warmup_steps": 2},
+        loss,
+        epochs=epochs,
+        training={"batch_size": 4, "checkpoint_every": 2, "eval_fraction": 0.1, "warmup_steps": 2, **remedies},
     )
     (tmp_path / "slice.json").write_text(json.dumps(sl))
     (tmp_path / "knobs.json").write_text(json.dumps(kn))
     clean = train_variant(
         sl, trip, base_dir, tmp_path / "clean", tmp_path / "partial_clean", "v", device="cpu", knobs=kn
     )
-    assert clean["steps"] == 6
+    n_steps = clean["steps"]
+    if not remedies:
+        assert n_steps == 6
+    else:  # 27 rows of 9 queries: a batch of 4 holds no query twice, and some clashes are deferred
+        assert n_steps == sum(clean["batches_per_epoch"]) >= 7 and clean["sampler"]["deferred_triplets"] > 0
 
     out, partial_root = tmp_path / "killed", tmp_path / "partial"
     cmd = [
@@ -369,8 +388,10 @@ def test_killed_training_resumes_to_the_same_model(tmp_path, base_dir):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
     assert any(not torch.equal(a[k], load_file(str(Path(base_dir) / "model.safetensors")).get(k, a[k])) for k in a)
     la, lb = pd.read_csv(tmp_path / "clean" / "train_log.csv"), pd.read_csv(out / "train_log.csv")
-    assert la["step"].tolist() == lb["step"].tolist() == list(range(1, 7))
-    np.testing.assert_allclose(la["loss"], lb["loss"], rtol=1e-4, atol=1e-6)
+    assert la["step"].tolist() == lb["step"].tolist() == list(range(1, n_steps + 1))
+    for col in ("loss", "task_loss", "l2sp_penalty"):
+        np.testing.assert_allclose(la[col], lb[col], rtol=1e-4, atol=1e-6, err_msg=col)
+    assert (la["l2sp_penalty"].iloc[2:] > 0).all() == bool(remedies)  # step 1 trains at lr 0 (2 warmup steps)
     np.testing.assert_allclose(la["learning_rate"], lb["learning_rate"], rtol=1e-9)
     assert resumed["eval_cosine_accuracy"] == pytest.approx(clean["eval_cosine_accuracy"])
 
@@ -560,3 +581,91 @@ def test_trainer_adapter_matches_the_installed_libraries():
     study = make_trainer_class()
     overridden = {n for n in vars(study) if n.startswith("_") and not n.startswith("__") and callable(vars(study)[n])}
     assert overridden == set(OVERRIDDEN)  # no other private method is overridden
+
+
+# ---- max_steps and L2-SP (issues 13 and 14) --------------------------------------------------------------
+def _snapshots(steps: set[int]):
+    """A TrainerCallback whose ``at[step]`` holds a copy of the model's state dict at the start (step 0) and after
+    each of ``steps``."""
+    from transformers import TrainerCallback
+
+    def copy_of(model) -> dict:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    class Snapshots(TrainerCallback):
+        def __init__(self):
+            self.at = {}
+
+        def on_train_begin(self, args, state, control, model=None, **kw):
+            self.at.setdefault(0, copy_of(model))
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            if state.global_step in steps:
+                self.at[state.global_step] = copy_of(model)
+
+    return Snapshots()
+
+
+def test_max_steps_run_is_a_prefix_of_the_uncapped_run(tmp_path, base_dir):
+    """training.max_steps: 3 of a 6-step schedule trains the uncapped run's first 3 steps: the same batches and
+    learning rates (warmup and decay over all 6 steps), so the same log rows and the same weights."""
+    from ftstudy.training import train_variant
+
+    trip = _triplets(tmp_path, n_queries=10)  # 9 train, 1 held out: 3 steps/epoch, 6 in all
+    common = {"batch_size": 4, "eval_fraction": 0.1, "warmup_steps": 2, "lr": 1e-4, "checkpoint_every": 100}
+    runs = {}
+    for name, cap in {"full": None, "capped": 3}.items():
+        sl, kn = _job(epochs=2, training={**common, "max_steps": cap})
+        snap = _snapshots({3})
+        summary = train_variant(
+            sl, trip, base_dir, tmp_path / name, tmp_path / "p", name, "cpu", knobs=kn, callbacks=[snap]
+        )
+        runs[name] = (summary, pd.read_csv(tmp_path / name / "train_log.csv"), snap.at[3])
+    (full, full_log, full_w), (capped, capped_log, capped_w) = runs["full"], runs["capped"]
+    assert (full["steps"], full["max_steps"], full["schedule_steps"]) == (6, None, 6)
+    assert (capped["steps"], capped["max_steps"], capped["schedule_steps"]) == (3, 3, 6)
+    assert capped["warmup_steps"] == full["warmup_steps"] == 2
+    assert capped_log["step"].tolist() == [1, 2, 3]
+    for col in ("loss", "learning_rate", "grad_norm", "epoch"):
+        np.testing.assert_allclose(capped_log[col], full_log[col].iloc[:3], rtol=0, atol=1e-6, err_msg=col)
+    # A 3-step schedule would already be at lr 0 by step 3: the capped run decays over the uncapped 6 steps.
+    assert capped_log["learning_rate"].iloc[-1] > 0
+    assert capped_w.keys() == full_w.keys()
+    assert max(float((capped_w[k] - full_w[k]).abs().max()) for k in capped_w) <= 1e-6
+    assert capped["triplets_per_s"] is not None and capped["n_train"] == 9
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_l2sp_run_ends_nearer_the_base_and_logs_its_parts(tmp_path, base_dir, method):
+    """The same run with training.l2sp > 0 ends nearer (in L2) the base weights than with 0 (LoRA: the merged
+    weights); train_log.csv: loss = task_loss + l2sp_penalty, and the penalty at step 2 is lambda times the
+    squared distance after step 1, computed here from snapshots of the weights (full)."""
+    from safetensors.torch import load_file
+
+    from ftstudy.training import train_variant
+
+    trip = _triplets(tmp_path, n_queries=10)
+    base = load_file(str(Path(base_dir) / "model.safetensors"))
+    lam, dist, logs = 100.0, {}, {}
+    for strength in (0.0, lam):
+        name = f"l2sp{strength:g}"
+        lr = 1e-3 if method == "lora" else 1e-4
+        training = {"batch_size": 4, "eval_fraction": 0.1, "lr": lr, "checkpoint_every": 100, "l2sp": strength}
+        sl, kn = _job(method, "mnrl", epochs=1, training=training)  # MNRL: a task loss that stays > 0
+        snap = _snapshots({1})
+        summary = train_variant(
+            sl, trip, base_dir, tmp_path / name, tmp_path / "p", name, "cpu", knobs=kn, callbacks=[snap]
+        )
+        w = load_file(str(tmp_path / name / "model" / "model.safetensors"))
+        dist[strength] = sum(float(((w[k].double() - base[k].double()) ** 2).sum()) for k in w)
+        log = logs[strength] = pd.read_csv(tmp_path / name / "train_log.csv")
+        np.testing.assert_allclose(log["task_loss"] + log["l2sp_penalty"], log["loss"], rtol=1e-6, atol=1e-7)
+        assert summary["l2sp"] == strength and summary["final_l2sp_penalty"] == log["l2sp_penalty"].iloc[-1]
+        assert summary["final_task_loss"] == log["task_loss"].iloc[-1]
+        assert log["l2sp_penalty"].iloc[0] == 0.0  # step 1 starts at the base
+        if strength and method == "full":
+            s0, s1 = snap.at[0], snap.at[1]
+            moved = sum(float(((s1[k].double() - s0[k].double()) ** 2).sum()) for k in s0)
+            assert log["l2sp_penalty"].iloc[1] == pytest.approx(lam * moved, rel=1e-4)
+    assert (logs[0.0]["l2sp_penalty"] == 0).all() and (logs[lam]["l2sp_penalty"].iloc[1:] > 0).all()
+    assert 0 < dist[lam] < dist[0.0], dist

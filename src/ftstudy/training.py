@@ -6,7 +6,11 @@ query), :func:`build_model` (model, LoRA, loss), :func:`prepare_batches` (tokeni
 :func:`build_evaluator` and :func:`build_trainer`, :func:`run_training` (train or resume), :func:`save_outputs`
 (``model/``, ``adapter/``, ``train_log.csv``) and :func:`write_summary`.
 
-- **Data.** :mod:`ftstudy.training_data`: the split, the token table, the collator and the batch schedule.
+- **Data.** :mod:`ftstudy.training_data`: the split, the token table, the collator; :mod:`ftstudy.batching`: the
+  fixed batch order of all epochs (``training.batch_sampler``: ``shuffled`` or ``no_duplicates``).
+- **Remedies.** ``training.l2sp`` (:mod:`ftstudy.l2sp`) wraps the loss with the L2-SP penalty, logged apart as
+  ``task_loss`` and ``l2sp_penalty``; ``training.max_steps`` stops after that many optimiser steps of the
+  uncapped schedule (same batches, same learning rates: a prefix of the full run).
 - **Checkpoints.** Every ``checkpoint_every`` optimiser steps the trainer saves model weights (full state dict,
   LoRA included; :mod:`ftstudy.trainer_adapter`), optimiser, scheduler and RNG states into the job's
   :func:`ftstudy.partial.open_partial` folder (outside the declared outputs, keyed by the training slice, stamped
@@ -37,6 +41,8 @@ import pandas as pd
 import torch
 
 from ftstudy.atomic import atomic_dir, write_json, write_text
+from ftstudy.batching import Schedule, make_schedule, schedule_stats
+from ftstudy.l2sp import L2SPLoss, LossParts, start_point
 from ftstudy.lora import apply_lora, count_parameters, merge_lora, save_adapter
 from ftstudy.losses import build_loss, drop_normalize, needs_unnormalised, restore_normalize
 from ftstudy.partial import close_partial, open_partial
@@ -45,7 +51,6 @@ from ftstudy.trainer_adapter import checkpoint_step, last_complete_checkpoint, m
 from ftstudy.training_data import (
     ScheduleBatchSampler,
     TokenCollator,
-    epoch_batches,
     index_texts,
     read_triplets,
     split_triplets,
@@ -54,7 +59,8 @@ from ftstudy.training_data import (
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ("step", "epoch", "loss", "learning_rate", "grad_norm")
+#: The contract's five columns, then the loss's two parts (``loss = task_loss + l2sp_penalty``; penalty 0 when off).
+LOG_COLUMNS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "task_loss", "l2sp_penalty")
 EVAL_NAME = "heldout"
 LOG_FILE = "train_log.csv"
 
@@ -94,10 +100,13 @@ def partial_dir_for(root: str | os.PathLike, model_id: str, slice_: dict) -> Pat
 
 
 # ---- callbacks (public TrainerCallback API) ---------------------------------------------------------------
-def progress_callbacks(log_path: Path, steps_per_epoch: int, force_eval_at_end: bool) -> list:
+def progress_callbacks(log_path: Path, schedule: Schedule, stop_at: int, force_eval_at_end: bool,
+                       parts: LossParts) -> list:  # fmt: skip
     """The job's ``TrainerCallback``: the training log as CSV (``LOG_COLUMNS``, one row per logging step, fsynced,
-    cut back to the checkpoint's step on resume) and, at the last step, a log row and (``save: best``) a final
-    evaluation and checkpoint; with ``save: last`` the last step is not checkpointed (the model is saved next)."""
+    cut back to the checkpoint's step on resume; ``task_loss``/``l2sp_penalty`` from ``parts``) and, at step
+    ``stop_at`` (the last step, or ``training.max_steps``), a log row, the end of training and (``save: best``) a
+    final evaluation and checkpoint; with ``save: last`` the last step is not checkpointed (the model is saved
+    next). The trainer itself runs the whole schedule, so its learning-rate schedule is the uncapped one."""
     from transformers import TrainerCallback
 
     class LogToCsv(TrainerCallback):
@@ -115,12 +124,15 @@ def progress_callbacks(log_path: Path, steps_per_epoch: int, force_eval_at_end: 
             """Append one row per training log (not the evaluation or end-of-training logs)."""
             if not logs or "loss" not in logs:
                 return
+            task, pen = parts.take()
             row = {
                 "step": state.global_step,
-                "epoch": round(state.global_step / steps_per_epoch, 6),
+                "epoch": round(schedule.epoch_at(state.global_step), 6),
                 "loss": float(logs["loss"]),
                 "learning_rate": float(logs.get("learning_rate", float("nan"))),
                 "grad_norm": float(logs.get("grad_norm", float("nan"))),
+                "task_loss": task,
+                "l2sp_penalty": pen,
             }
             with open(log_path, "a", newline="") as fh:
                 csv.DictWriter(fh, fieldnames=LOG_COLUMNS).writerow(row)
@@ -128,9 +140,10 @@ def progress_callbacks(log_path: Path, steps_per_epoch: int, force_eval_at_end: 
                 os.fsync(fh.fileno())
 
         def on_step_end(self, args, state, control, **kw):
-            """At the last step: log; evaluate and checkpoint only with ``save: best``."""
-            if state.global_step >= state.max_steps:
+            """At the last step: log and stop; evaluate and checkpoint only with ``save: best``."""
+            if state.global_step >= stop_at:
                 control.should_log = True
+                control.should_training_stop = True
                 control.should_evaluate = control.should_evaluate or force_eval_at_end
                 control.should_save = force_eval_at_end
             return control
@@ -206,10 +219,11 @@ def load_split(job: Job, triplets_path) -> TrainData:
 
 @dataclass
 class Built:
-    """The model as trained (LoRA-wrapped, Normalize dropped where the loss wants), its loss and sizes."""
+    """The model as trained (LoRA-wrapped, Normalize dropped where the loss wants), its loss (the variant's loss
+    inside :class:`ftstudy.l2sp.L2SPLoss`) and sizes."""
 
     model: object
-    loss: object
+    loss: L2SPLoss
     normalize_at: list
     trainable: int
     total: int
@@ -217,7 +231,8 @@ class Built:
 
 def build_model(job: Job, base_model_dir) -> Built:
     """Step 3: load the base (seeded first: LoRA's init), set ``max_seq_length``, drop Normalize for the
-    unnormalised loss, wrap with LoRA, count parameters as trained, build the variant's loss."""
+    unnormalised loss, wrap with LoRA, count parameters as trained, build the variant's loss inside
+    :class:`ftstudy.l2sp.L2SPLoss` (``training.l2sp``; the start point is taken here, before any resume)."""
     from sentence_transformers import SentenceTransformer
     from transformers import set_seed
 
@@ -228,23 +243,39 @@ def build_model(job: Job, base_model_dir) -> Built:
     if job.variant["method"] == "lora":
         apply_lora(model, job.variant["lora"], job.seed)
     trainable, total = count_parameters(model)
-    return Built(model, build_loss(model, job.variant["loss"], job.tr), normalize_at, trainable, total)
+    strength = float(job.tr["l2sp"])
+    loss = L2SPLoss(build_loss(model, job.variant["loss"], job.tr), strength, start_point(model) if strength else None)
+    return Built(model, loss, normalize_at, trainable, total)
 
 
 @dataclass
 class Batches:
-    """What the trainer reads: the row-number dataset, the collator over the token table, the fixed schedule."""
+    """What the trainer reads: the row-number dataset, the collator over the token table, the fixed schedule
+    (all epochs, uncapped: the learning-rate schedule's length) and the step training stops at."""
 
     dataset: object
     collator: TokenCollator
-    batches: list
-    steps_per_epoch: int
+    schedule: Schedule
+    stop_at: int  # len(batches), or training.max_steps where that is smaller
+    sampler_stats: dict  # batching.schedule_stats
     warmup: int
     tokenize_s: float
 
+    @property
+    def batches(self) -> list:
+        """Every epoch's batches (row numbers), in training order."""
+        return self.schedule.batches
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """The first epoch's batches (every epoch's with ``shuffled``)."""
+        return self.schedule.batches_per_epoch[0]
+
 
 def prepare_batches(job: Job, model, train_df: pd.DataFrame) -> Batches:
-    """Step 4: tokenise every distinct text once, and fix the batches of all epochs in training order."""
+    """Step 4: tokenise every distinct text once, and fix the batches of all epochs in training order
+    (``training.batch_sampler``, :mod:`ftstudy.batching`). Warmup and the linear decay follow the whole schedule;
+    ``training.max_steps`` only moves where training stops, so a capped run is a prefix of the uncapped one."""
     from datasets import Dataset
 
     t0 = time.perf_counter()
@@ -252,14 +283,22 @@ def prepare_batches(job: Job, model, train_df: pd.DataFrame) -> Batches:
     table = tokenize_once(model, texts)
     tokenize_s = time.perf_counter() - t0
     log.info("tokenised %d distinct texts (%d tokens) in %.1f s", len(texts), len(table.ids), tokenize_s)
-    batch_size = int(job.tr["batch_size"])
-    batches = epoch_batches(len(train_df), batch_size, int(job.variant["epochs"]), job.seed)
+    batch_size, sampler = int(job.tr["batch_size"]), job.tr["batch_sampler"]
+    schedule = make_schedule(sampler, rows, batch_size, int(job.variant["epochs"]), job.seed)
+    stats = schedule_stats(schedule, rows, batch_size)
+    total = len(schedule.batches)
+    stop_at = min(total, int(job.tr["max_steps"])) if job.tr["max_steps"] is not None else total
+    log.info("%s: %s batches, %d steps (%s per epoch); deferred %d, left out %d triplets", job.model_id, sampler,
+             total, schedule.batches_per_epoch, stats["deferred_triplets"], stats["left_out_triplets"])  # fmt: skip
+    if stop_at < total:
+        log.info("%s: training.max_steps %d: stopping after step %d of %d", job.model_id, stop_at, stop_at, total)
     return Batches(
         dataset=Dataset.from_dict({"row": np.arange(len(train_df), dtype=np.int64)}),
         collator=TokenCollator(table=table, rows=rows),
-        batches=batches,
-        steps_per_epoch=math.ceil(len(train_df) / batch_size),
-        warmup=warmup_steps_for(job.tr, len(batches)),
+        schedule=schedule,
+        stop_at=stop_at,
+        sampler_stats=stats,
+        warmup=warmup_steps_for(job.tr, total),
         tokenize_s=tokenize_s,
     )
 
@@ -319,6 +358,12 @@ def training_arguments(job: Job, warmup: int):
     )
 
 
+def _job_callbacks(job: Job, built: Built, batches: Batches) -> list:
+    """The job's own callbacks (:func:`progress_callbacks`) for this job's log, schedule, stop and loss parts."""
+    log_path = job.partial / LOG_FILE
+    return progress_callbacks(log_path, batches.schedule, batches.stop_at, job.save_best, built.loss.parts)
+
+
 def build_trainer(job: Job, built: Built, batches: Batches, evaluator, callbacks=()):
     """Step 5b: the study's trainer (:mod:`ftstudy.trainer_adapter`) with the job's callbacks and ``callbacks``
     (extra ``TrainerCallback`` objects, e.g. checks in tests)."""
@@ -329,7 +374,7 @@ def build_trainer(job: Job, built: Built, batches: Batches, evaluator, callbacks
         loss=built.loss,
         evaluator=evaluator if job.save_best else None,
         data_collator=batches.collator,
-        callbacks=[*progress_callbacks(job.partial / LOG_FILE, batches.steps_per_epoch, job.save_best), *callbacks],
+        callbacks=[*_job_callbacks(job, built, batches), *callbacks],
     )
     trainer.schedule = ScheduleBatchSampler(batches.batches)
     return trainer
@@ -340,6 +385,7 @@ class Run:
     """What :func:`run_training` measured: the resume point and the wall/CPU time of ``trainer.train()``."""
 
     start_step: int
+    end_step: int
     train_s: float
     train_cpu_s: float
     trained_triplets: int
@@ -360,7 +406,8 @@ def run_training(job: Job, trainer, batches: Batches) -> Run:
         raise RuntimeError(
             f"{job.model_id}: the best checkpoint {best} was not loaded; model/ would hold the last step"
         )
-    return Run(start_step, train_s, train_cpu_s, int(sum(len(b) for b in batches.batches[start_step:])))
+    trained = int(sum(len(b) for b in batches.batches[start_step : batches.stop_at]))
+    return Run(start_step, int(trainer.state.global_step), train_s, train_cpu_s, trained)
 
 
 def save_outputs(job: Job, trainer, built: Built, out_dir: Path, evaluator) -> float:
@@ -396,6 +443,9 @@ def write_summary(job: Job, data: TrainData, built: Built, batches: Batches, run
         "seed": job.seed,
         "final_train_loss": float(log_rows["loss"].iloc[-1]),
         "final_train_loss_definition": f"mean training loss over the last {job.tr['log_every']} optimiser steps",
+        "final_task_loss": float(log_rows["task_loss"].iloc[-1]),
+        "final_l2sp_penalty": float(log_rows["l2sp_penalty"].iloc[-1]),
+        "l2sp": float(job.tr["l2sp"]),
         "last_epoch_mean_train_loss": float(last_epoch["loss"].mean()) if len(last_epoch) else None,
         "eval_cosine_accuracy": eval_acc,
         "saved_checkpoint": "best" if job.save_best else "last",
@@ -408,8 +458,13 @@ def write_summary(job: Job, data: TrainData, built: Built, batches: Batches, run
         "n_eval": int(len(data.eval)),
         "n_eval_queries": int(data.eval["query"].nunique()),
         "epochs": epochs,
-        "steps": len(batches.batches),
+        "steps": run.end_step,
+        "max_steps": job.tr["max_steps"],
+        "schedule_steps": len(batches.batches),
         "steps_per_epoch": batches.steps_per_epoch,
+        "batches_per_epoch": batches.schedule.batches_per_epoch,
+        "batch_sampler": job.tr["batch_sampler"],
+        "sampler": batches.sampler_stats,
         "warmup_steps": batches.warmup,
         "resumed_from_step": run.start_step,
         "wall_time_s": wall_s,

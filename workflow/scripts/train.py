@@ -24,9 +24,12 @@ summary = train_variant(
     knobs=training_knobs(smk.config, smk.wildcards.model),
 )
 log.info(
-    "%s: final loss %.4f, held-out cosine accuracy %.4f, %.1f triplets/s on %s (%s)",
+    "%s: %d of %d steps, final loss %.4f (L2-SP term %.4g), held-out cosine accuracy %.4f, %.1f triplets/s on %s (%s)",
     smk.wildcards.model,
+    summary["steps"],
+    summary["schedule_steps"],
     summary["final_train_loss"],
+    summary["final_l2sp_penalty"],
     summary["eval_cosine_accuracy"],
     summary["triplets_per_s"] or 0.0,
     summary["device"],
