@@ -50,7 +50,9 @@ def _row(df, model, eval_set="dev"):
 
 def test_one_row_per_group_and_eval_set_with_seeds_averaged():
     frames = {"dev": _frames(0), "dl19": _frames(1)}
-    df = _table(frames)
+    lines: list[str] = []
+    df = _table(frames, progress=lines.append)
+    assert len(lines) == 6 and lines[-1].startswith("dl19: hybrid_rrf_base (1 seed(s)) done, 6/6")
     assert sorted(zip(df["model"], df["eval_set"], strict=True)) == sorted(
         (g, e) for g in ("full_hard_l2sp", "full_hard_wise50", "hybrid_rrf_base") for e in ("dev", "dl19")
     )

@@ -19,7 +19,7 @@ model it modifies, trained with the same seed; ``base`` for base-made ones).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -87,9 +87,10 @@ def _group_row(frames, catalog, members, labels, n_resamples, seed) -> dict:
     refs = [catalog[m]["reference"] for m in members]
     first = catalog[members[0]]
     row = {"model": first["group"], "kind": first["kind"], "reference": labels.get(refs[0], refs[0])}
-    row |= {"n_seeds": len(members), "n_queries": len(frames["base"])}
+    row["n_seeds"] = len(members)
     for measure in MEASURES:
         x = seed_matrix(frames, members, measure)
+        row["n_queries"] = x.shape[1]
         seed_means = x.mean(axis=1)
         row[measure] = float(seed_means.mean())
         row[f"{measure}_sd"] = float(seed_means.std(ddof=1)) if len(members) > 1 else np.nan
@@ -115,6 +116,7 @@ def remedies_table(
     alpha: float = 0.05,
     info: Mapping[str, Mapping] | None = None,
     sources: Mapping[str, Mapping] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """One row per remedy group per eval set: the measures, the change against base and against the reference,
     each with ``_ci_low``/``_ci_high`` (95% paired bootstrap), ``_p`` (paired randomisation) and ``_p_holm`` (Holm
@@ -123,14 +125,19 @@ def remedies_table(
     ``per_query``: eval_set -> model -> wide per-query frame (judged queries) holding base, every remedy and its
     reference; ``catalog``: :func:`ftstudy.config.remedy_catalog`; ``labels``: reference model id -> the name shown
     in ``reference`` (its variant); ``info``: model -> {config_hash, seed, model_hash}; ``sources``: model -> its
-    metrics JSON (versions, model_sha256)."""
+    metrics JSON (versions, model_sha256); ``progress``: called with one line per group done (for the log)."""
     info, sources = info or {}, sources or {}
+    groups = remedy_groups(catalog)
     rows = []
     for eval_set, frames in per_query.items():
-        for members in remedy_groups(catalog).values():
+        for group, members in groups.items():
             row = _group_row(frames, catalog, members, labels, n_resamples, seed) | {"eval_set": eval_set}
             prov = [provenance_row(m, sources.get(m, {}), info) for m in members]
             rows.append(row | {c: join_values(p[c] for p in prov) for c in PROVENANCE_COLUMNS})
+            if progress:
+                total = len(groups) * len(per_query)
+                progress(f"{eval_set}: {group} ({len(members)} seed(s)) done, {len(rows)}/{total}; "
+                         f"MRR@10 {row['MRR@10']:.4f}, vs base {row['MRR@10_vs_base']:+.4f}")  # fmt: skip
     df = pd.DataFrame(rows)
     if df.empty:
         return df

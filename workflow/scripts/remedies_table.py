@@ -31,6 +31,6 @@ for model, obj in sources.items():
 log.info("%d remedy models in %d groups, %d resamples", len(catalog), len({v["group"] for v in catalog.values()}),
          smk.params.n_resamples)  # fmt: skip
 df = remedies_table(per_query, catalog, dict(smk.params.labels), smk.params.n_resamples, smk.params.seed,
-                    smk.params.alpha, info, sources)  # fmt: skip
+                    smk.params.alpha, info, sources, progress=log.info)  # fmt: skip
 write_table(df, smk.output.csv, smk.output.md, remedies_markdown(df, "remedies.csv"))
 log.info("\n%s", df[["model", "eval_set", "MRR@10", "MRR@10_vs_base", "MRR@10_vs_base_p_holm"]].to_string())
