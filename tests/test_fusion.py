@@ -193,3 +193,29 @@ def test_bad_method_and_weight_are_refused(tmp_path):
         fuse_runs(b, d, "combmnz", 3)
     with pytest.raises(ValueError, match="bm25_weight in"):
         fuse_runs(b, d, "wsum", 3)
+
+
+def test_the_grid_is_scored_exactly_as_evaluate_scores_the_full_depth_run(tmp_path):
+    """grid_metrics scores each fused list at the metric's cut-off only (10 of depth 15 here); the values equal
+    evaluate_run's on the list at full depth."""
+    from ftstudy.fusion import grid_metrics, metric_cutoff
+    from ftstudy.metrics import evaluate_run
+
+    rng = np.random.default_rng(5)
+    qs = list(range(1, 13))
+    rows_b = {q: {int(p): float(rng.random()) for p in rng.choice(40, 10, replace=False)} for q in qs}
+    rows_d = {q: {int(p): float(rng.random()) for p in rng.choice(40, 10, replace=False)} for q in qs}
+    bm25, dense = _run_file(tmp_path, "b", rows_b), _run_file(tmp_path, "d", rows_d)
+    rel = [int(rng.choice(list(rows_b[q]) + list(rows_d[q]))) for q in qs]
+    qrels = pd.DataFrame({"qid": qs, "pid": rel, "relevance": rng.integers(1, 3, len(qs))})
+    judged = np.array(qs)
+    for metric in ("MRR@10", "nDCG@10"):
+        got = grid_metrics(bm25, dense, qrels, judged, [0.2, 0.6], metric, 1, depth=15)
+        for w in (0.2, 0.6):
+            _, pq = evaluate_run(fuse_runs(bm25, dense, "wsum", 15, bm25_weight=w), qrels, 1, judged)
+            want = pq[pq.measure == metric].set_index("qid")["value"]
+            np.testing.assert_array_equal(got[w].loc[judged].to_numpy(), want.loc[judged].to_numpy())
+            assert (want > 0).any() and (want < 1).any()  # a mix of hits and misses: the check can fail
+    assert metric_cutoff("R@1000") == 1000
+    with pytest.raises(ValueError, match="no @<cutoff>"):
+        metric_cutoff("MRR")
