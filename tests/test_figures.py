@@ -165,6 +165,10 @@ def test_forest_plot_one_row_per_remedy_with_its_interval_and_a_line_at_zero(tmp
     assert sorted(_legend_labels(fig.legends[0])) == sorted(
         ["trained remedy", "WiSE-FT interpolation", "BM25 + dense fusion", "no change"]
     )
+    fused = [c.lines[0].get_color() for c in dev.containers][2]
+    only_fused = figures.forest(df[df["kind"] == "hybrid"])  # a kind keeps its colour whatever else is plotted
+    assert only_fused.axes[0].containers[0].lines[0].get_color() == fused
+    plt.close(only_fused)
     figures.save(fig, tmp_path / "remedies.png", tmp_path / "remedies.pdf")
     _assert_png(tmp_path / "remedies.png")
     _assert_pdf(tmp_path / "remedies.pdf")

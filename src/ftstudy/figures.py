@@ -218,7 +218,7 @@ def forest(df: pd.DataFrame, measure: str = "MRR@10", against: str = "base") -> 
     col = f"{measure}_vs_{against}"
     eval_sets = list(dict.fromkeys(df["eval_set"]))
     models = list(dict.fromkeys(df["model"]))
-    kinds = list(dict.fromkeys(df["kind"]))
+    kinds = list(dict.fromkeys([*KIND_LABELS, *df["kind"]]))  # one colour per kind, the same in every run
     palette = dict(zip(kinds, sns.color_palette("colorblind", len(kinds)), strict=True))
     fig, axes = plt.subplots(1, len(eval_sets), figsize=(6.0 * len(eval_sets), 0.45 * len(models) + 2.0),
                              squeeze=False, sharey=True)  # fmt: skip
