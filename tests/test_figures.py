@@ -490,6 +490,8 @@ def test_umap_rule_on_fake_embeddings(tmp_path):
         "1",
         "--configfile",
         "config/test.yaml",
+        "--config",
+        "remedies=False",  # the paper's neural models: the ones fake_upstream embeds
         "--allowed-rules",
         "umap",
         "--",
@@ -588,7 +590,8 @@ def test_snakemake_report_opens_with_the_front_page(tmp_path):
             (wd / path).write_text("model,value\nbase,1\n")
     plt.close(fig)
     (wd / "mine.yaml").write_text("analysis:\n  n_resamples: 321\n")
-    snakemake(wd, "--configfile", "config/test.yaml", "mine.yaml", "--report", "results/report.html")
+    args = ("--configfile", "config/test.yaml", "mine.yaml", "--config", "remedies=False")  # the paper's files only
+    snakemake(wd, *args, "--report", "results/report.html")
     text = html_lib.unescape((wd / "results/report.html").read_text(errors="replace"))
     assert "When Fine-Tuning Fails: Lessons from MS MARCO Passage Ranking" in text
     assert "The config that made this report" in text and "Where each table and figure is" in text

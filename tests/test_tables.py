@@ -218,10 +218,9 @@ def test_row_provenance_hashes_only_the_models_own_slice():
     from ftstudy.config import load_config
     from ftstudy.model_provenance import row_info
 
-    config = load_config(overrides={"training": {"seeds": [42, 43]}})
-    changed = load_config(
-        overrides={"training": {"seeds": [42, 43]}, "variants": {"lora_hard": {"training": {"lr": 1e-4}}}}
-    )
+    paper = {"remedies": False, "training": {"seeds": [42, 43]}}  # the paper's models, whatever the default adds
+    config = load_config(overrides=paper)
+    changed = load_config(overrides={**paper, "variants": {"lora_hard": {"training": {"lr": 1e-4}}}})
     a, b = row_info(config), row_info(changed)
     assert set(a) == {"base", "bm25", "full_random", "full_hard", "lora_random", "lora_hard"} | {
         f"{v}_seed43" for v in ("full_random", "full_hard", "lora_random", "lora_hard")
