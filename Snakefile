@@ -18,6 +18,7 @@ include: "workflow/rules/bm25.smk"
 include: "workflow/rules/timing.smk"
 include: "workflow/rules/mining.smk"
 include: "workflow/rules/training.smk"
+include: "workflow/rules/remedies.smk"
 include: "workflow/rules/report.smk"
 
 

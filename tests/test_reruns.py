@@ -238,3 +238,34 @@ def test_interrupted_run_resumes_with_rerun_incomplete(tmp_path):
     assert keys(parse_jobs(resumed)) == downstream(chain, runner)
     assert {o: (wd / o).stat().st_mtime_ns for o in mtimes} == mtimes  # finished jobs were not repeated
     assert (wd / target).exists()
+
+
+# Growth (issue 14): a new remedy variant, interpolation weight or fusion method is a config edit, and the rerun
+# makes only its branch. The expected jobs come from the full DAG of the grown config (a dry run in an empty
+# folder): every job whose outputs the test config's DAG does not have, and what follows them.
+GROWTH = {
+    "variant": "variants:\n  lora_hard_grown: {method: lora, negatives: hard, modifies: lora_hard, epochs: 1}\n",
+    "weight": "wise_ft: {weights: [0.5, 0.3]}\n",
+    "fusion": "fusion: {methods: [rrf, wsum]}\n",
+}
+
+
+@pytest.mark.parametrize("what", sorted(GROWTH))
+def test_adding_a_remedy_runs_only_its_branch(completed_test_run, dag, tmp_path, what):
+    overlay = tmp_path / f"grow_{what}.yaml"
+    overlay.write_text(GROWTH[what])
+    args = ("--configfile", "config/test.yaml", str(overlay))
+    grown = dry_run(make_workdir(tmp_path / "empty"), *args)
+    known = {o for j in dag for o in j.output}
+    new = [j for j in grown if not set(j.output) <= known]
+    assert new, "the overlay adds no job: the test config has changed"
+    expected = set().union(*(downstream(grown, j) for j in new))
+    got = dry_run(completed_test_run, *args)
+    assert keys(got) == expected
+    # the paper's family is untouched: no training of a paper variant, no Table I or significance.csv
+    rules = {j.rule for j in got}
+    assert not {"significance", "figure_mrr_ci"} & rules, rules
+    paper = [
+        o for j in got for o in j.output if re.search(r"models/(base|full_random|full_hard|lora_random|lora_hard)/", o)
+    ]
+    assert paper == [], paper
