@@ -120,7 +120,8 @@ def remedies_table(
 ) -> pd.DataFrame:
     """One row per remedy group per eval set: the measures, the change against base and against the reference,
     each with ``_ci_low``/``_ci_high`` (95% paired bootstrap), ``_p`` (paired randomisation) and ``_p_holm`` (Holm
-    over the whole table), ``_sd`` (across seeds, only when some group has several), provenance columns.
+    over the remedy groups of one eval set, per change: the remedies' families, apart from the paper's), ``_sd``
+    (across seeds, only when some group has several), provenance columns.
 
     ``per_query``: eval_set -> model -> wide per-query frame (judged queries) holding base, every remedy and its
     reference; ``catalog``: :func:`ftstudy.config.remedy_catalog`; ``labels``: reference model id -> the name shown
@@ -142,10 +143,9 @@ def remedies_table(
     if df.empty:
         return df
     stems = change_columns()
-    adjusted = holm(df[[f"{c}_p" for c in stems]].to_numpy().ravel()).reshape(len(df), len(stems))
-    for i, c in enumerate(stems):
-        df[f"{c}_p_holm"] = adjusted[:, i]
-        df[f"{c}_sig"] = [marker(p, alpha) for p in adjusted[:, i]]
+    for c in stems:  # one Holm family per eval set and change (as significance.csv's families)
+        df[f"{c}_p_holm"] = df.groupby("eval_set", sort=False)[f"{c}_p"].transform(lambda p: holm(p.to_numpy()))
+        df[f"{c}_sig"] = [marker(p, alpha) for p in df[f"{c}_p_holm"]]
     if df["n_seeds"].max() == 1:
         df = df.drop(columns=[c for c in df.columns if c.endswith("_sd")])
     lead = ["model", "kind", "reference", "eval_set", "n_seeds", "n_queries"]
@@ -186,7 +186,8 @@ def remedies_markdown(df: pd.DataFrame, csv_name: str = "remedies.csv") -> str:
         parts.append(f"**{m}**\n\n{shown.to_markdown(index=False)}")
     legend = (
         "_Δ: mean change across seeds (± sd across seeds) [95% paired bootstrap CI of the per-query differences "
-        "averaged over seeds], Holm-adjusted paired randomisation p (one family: every comparison in this table), "
+        "averaged over seeds], Holm-adjusted paired randomisation p (one family per eval set and column: "
+        "every remedy, apart from the paper's family), "
         "* below alpha. Reference: the model the remedy modifies (same seed); empty where that is base._"
     )
     return "\n\n".join([*parts, legend, provenance_note(df, csv_name)]) + "\n"

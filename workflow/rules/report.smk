@@ -81,7 +81,7 @@ rule tables:
     input:
         metrics=[f"results/metrics/{m}/{e}.json" for m, e in METRIC_KEYS],
         timing=[f"results/timing/{m}.json" for m in TIMED_MODELS]
-        + [f"results/timing/{m}.unmerged.json" for m in LORA_MODELS],
+        + [f"results/timing/{m}.unmerged.json" for m in TIMED_LORA],
         summaries=[f"results/models/{m}/train_summary.json" for m in TRAINED],
         significance="results/tables/significance.csv",
     output:
@@ -119,7 +119,7 @@ rule tables:
         # Table II's "weights" column: bm25 has none; the neural models are timed as saved (LoRA merged), and
         # LoRA again with the adapter unmerged.
         timing_keys=[[m, "none" if m == "bm25" else "merged"] for m in TIMED_MODELS]
-        + [[m, "unmerged"] for m in LORA_MODELS],
+        + [[m, "unmerged"] for m in TIMED_LORA],
         trained_models=list(TRAINED),
         trained=TRAINED_GROUPS,
         info={m: REPORT_INFO[m] for m in TIMED_MODELS},
