@@ -163,6 +163,62 @@ def evaluation_inputs(wildcards):
     }
 
 
+# ---- remedies: input functions and params of the rules in mining.smk, remedies.smk, report.smk -----------
+def filtered_slice(wildcards):
+    """What feeds one filtered set: the paper's mining slice (which made the candidates) and the set's own
+    resolved settings. Other sets' settings are not in it, so changing one set reruns only that set.
+    """
+    return {
+        **MINING_SLICE,
+        "name": wildcards.name,
+        "filtered": ftconfig.filtered_set(config, wildcards.name),
+    }
+
+
+def filter_inputs(wildcards):
+    """Candidates, the paper's hard.parquet (its negatives are checked against the filter), texts, and the
+    cross-encoder's folder when the set names a local one (a Hub id is not a file)."""
+    ce = ftconfig.filtered_set(config, wildcards.name)["cross_encoder"]
+    return {
+        "candidates": "results/mining/candidates.parquet",
+        "hard": "results/triplets/hard.parquet",
+        "queries": "results/data/queries.train.parquet",
+        "collection": collection_parquet("main"),
+        **({"cross_encoder": ce} if ce and os.path.isdir(ce) else {}),
+    }
+
+
+def filter_gpu(wildcards):
+    """A GPU only for a set with a cross-encoder."""
+    return int(bool(ftconfig.filtered_set(config, wildcards.name)["cross_encoder"]))
+
+
+def wise_source_of(wildcards):
+    """Model folder of the fine-tuned model that the WiSE-FT id ``wildcards.model`` interpolates with base."""
+    return model_dir(WISE[wildcards.model]["source"])
+
+
+def fused_dense_run_of(wildcards):
+    """The dense run that the hybrid id ``wildcards.model`` fuses with BM25, for ``wildcards.eval_set``."""
+    return f"results/runs/{HYBRID[wildcards.model]['dense']}/{wildcards.eval_set}.trec"
+
+
+def fuse_slice(wildcards):
+    """What changes a fused run: the method's fusion settings, the depth (retrieval.k) and, for the weighted
+    sum only (its weight is tuned on the judged queries), the eval set's min_relevance.
+    """
+    method = HYBRID[wildcards.model]["method"]
+    out = {"fusion": fusion_slice(config, method), "depth": config["retrieval"]["k"]}
+    if method == "wsum":
+        out["min_relevance"] = config["eval_sets"][wildcards.eval_set]["min_relevance"]
+    return out
+
+
+def models_slice(models):
+    """Each model's config hash: what a rule over ``models`` hashes (its models' slices, no other model's)."""
+    return {m: REPORT_INFO[m]["config_hash"] for m in models}
+
+
 # ---- resources -------------------------------------------------------------------------------------------
 def gpu_resources(mem_mb, runtime):
     """Resources of a GPU rule: gpu=1, memory (MB), runtime (minutes), and gpu_model when config sets one."""

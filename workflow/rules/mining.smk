@@ -52,35 +52,6 @@ FILTERED_SETS = MINED_SETS[1:]  # mining.filtered_sets, in config order
 DIAGNOSED = list(config["mining"]["diagnose_eval_sets"])
 
 
-def filtered_slice(wildcards):
-    """What feeds one filtered set: the paper's mining slice (which made the candidates) and the set's own
-    resolved settings. Other sets' settings are not in it, so changing one set reruns only that set.
-    """
-    return {
-        **MINING_SLICE,
-        "name": wildcards.name,
-        "filtered": ftconfig.filtered_set(config, wildcards.name),
-    }
-
-
-def filter_inputs(wildcards):
-    """Candidates, the paper's hard.parquet (its negatives are checked against the filter), texts, and the
-    cross-encoder's folder when the set names a local one (a Hub id is not a file)."""
-    ce = ftconfig.filtered_set(config, wildcards.name)["cross_encoder"]
-    return {
-        "candidates": "results/mining/candidates.parquet",
-        "hard": "results/triplets/hard.parquet",
-        "queries": "results/data/queries.train.parquet",
-        "collection": collection_parquet("main"),
-        **({"cross_encoder": ce} if ce and os.path.isdir(ce) else {}),
-    }
-
-
-def filter_gpu(wildcards):
-    """A GPU only for a set with a cross-encoder."""
-    return int(bool(ftconfig.filtered_set(config, wildcards.name)["cross_encoder"]))
-
-
 rule filter_negatives:
     input:
         unpack(filter_inputs),

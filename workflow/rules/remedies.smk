@@ -12,27 +12,6 @@ WISE_RE = _alternation(list(WISE))
 HYBRID_RE = _alternation(list(HYBRID))
 
 
-def wise_source_of(wildcards):
-    """Model folder of the fine-tuned model that the WiSE-FT id ``wildcards.model`` interpolates with base."""
-    return model_dir(WISE[wildcards.model]["source"])
-
-
-def fused_dense_run_of(wildcards):
-    """The dense run that the hybrid id ``wildcards.model`` fuses with BM25, for ``wildcards.eval_set``."""
-    return f"results/runs/{HYBRID[wildcards.model]['dense']}/{wildcards.eval_set}.trec"
-
-
-def fuse_slice(wildcards):
-    """What changes a fused run: the method's fusion settings, the depth (retrieval.k) and, for the weighted
-    sum only (its weight is tuned on the judged queries), the eval set's min_relevance.
-    """
-    method = HYBRID[wildcards.model]["method"]
-    out = {"fusion": fusion_slice(config, method), "depth": config["retrieval"]["k"]}
-    if method == "wsum":
-        out["min_relevance"] = config["eval_sets"][wildcards.eval_set]["min_relevance"]
-    return out
-
-
 rule interpolate:
     input:
         base=model_dir("base"),

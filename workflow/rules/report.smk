@@ -25,11 +25,6 @@ PER_QUERY_FILES = [f"results/metrics/{m}/{e}.per_query.parquet" for m, e in METR
 REPORT_INFO = report_row_info(config)  # per model: config_hash, seed
 
 
-def models_slice(models):
-    """Each model's config hash: what a rule over ``models`` hashes (its models' slices, no other model's)."""
-    return {m: REPORT_INFO[m]["config_hash"] for m in models}
-
-
 TABLE_SLICE = {"analysis": ANALYSIS, "models": models_slice(PAPER_MODELS)}
 # Tables I-III and the neural-model rules; without remedies the same models as TABLE_SLICE.
 TIMED_SLICE = {"analysis": ANALYSIS, "models": models_slice(TIMED_MODELS)}
