@@ -22,7 +22,7 @@ run: setup
 	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) --resources gpu=1
 
 test: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs --durations=25
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs --durations=25 -n auto --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check src workflow tests bench

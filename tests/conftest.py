@@ -49,6 +49,16 @@ def base_model():
     return load_model(resolve_model("sentence-transformers/all-MiniLM-L6-v2"), device="cpu")
 
 
+# ---- parallel workers (pytest-xdist, `make test`: -n auto --dist loadgroup) ------------------------------
+def pytest_collection_modifyitems(config, items):
+    """One worker takes every test of the session's completed test run and every SLURM test (xdist group
+    ``test_run``): the run is made once, and the local cluster serves one test at a time. Without xdist the
+    group mark does nothing."""
+    for item in items:
+        if "completed_test_run" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("test_run"))
+
+
 # ---- workflow runs ---------------------------------------------------------------------------------------
 WORKFLOW_ITEMS = ("Snakefile", "workflow", "config", "src", "profiles", "envs")
 

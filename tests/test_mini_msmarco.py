@@ -51,6 +51,7 @@ def test_lora_random_and_own_collection_on_real_text(mini_msmarco, tmp_path):
     _write_slice(mini_msmarco, data, n_extra=400)
     (wd / "mini.yaml").write_text(
         f"dataset_dir: {data}\n"
+        "remedies: false\n"  # the paper's models on real text (fusion would need BM25)
         "bm25: {enabled: false}\n"
         "eval_sets:\n"
         "  dev: {queries: queries.dev.small.tsv, qrels: qrels.dev.small.tsv}\n"

@@ -381,7 +381,8 @@ def test_workflow_dry_run_schedules_the_filtered_sets_and_the_diagnosis(tmp_path
     )
     proc = snakemake(wd, "-n", "--cores", "1", "--configfile", "config/test.yaml", str(extra))
     stats = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines() if len(line.split()) == 2}
-    assert stats.get("filter_negatives") == "2" and stats.get("diagnose_negatives") == "1"
+    # the test config's own set (hard_perc) and these two; dl alone diagnosed (the list replaces the default's)
+    assert stats.get("filter_negatives") == "3" and stats.get("diagnose_negatives") == "1"
     assert stats.get("mine_hard_negatives") == "1"
     for f in ("results/triplets/rel.parquet", "results/triplets/ce_stats.json", "results/analysis/negatives/dl.json"):
         assert f in proc.stdout
