@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= all
+# Without a GPU (no nvidia-smi), model jobs need not queue for one: profiles/cpu runs them side by side, one core each
+# (timing jobs still run alone). Same outputs; measured 6 min 5 s against 7 min 24 s (README, Performance).
+CPU_PROFILE ?= $(if $(shell command -v nvidia-smi 2>/dev/null),,--workflow-profile profiles/cpu)
 # torch 2.13.0 is a CPU build that pip finds on the build machines' disk; elsewhere it comes from PyPI.
 TORCH ?= torch==2.13.0
 
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) --resources gpu=1
+	HF_HUB_OFFLINE=1 $(BIN)/snakemake --cores $(CORES) --resources gpu=1 $(CPU_PROFILE)
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -rs --durations=25 -n auto --dist loadgroup

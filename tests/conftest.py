@@ -51,12 +51,11 @@ def base_model():
 
 # ---- parallel workers (pytest-xdist, `make test`: -n auto --dist loadgroup) ------------------------------
 def pytest_collection_modifyitems(config, items):
-    """One worker takes every test of the session's completed test run and every SLURM test (xdist group
-    ``test_run``): the run is made once, and the local cluster serves one test at a time. Without xdist the
-    group mark does nothing."""
+    """One worker takes every SLURM test (xdist group ``slurm``): the local cluster serves one test at a time.
+    Without xdist the group mark does nothing. (The completed test run is shared through a lock instead.)"""
     for item in items:
-        if "completed_test_run" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slurm"):
-            item.add_marker(pytest.mark.xdist_group("test_run"))
+        if item.get_closest_marker("slurm"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
 
 
 # ---- workflow runs ---------------------------------------------------------------------------------------
@@ -99,8 +98,19 @@ def completed_test_run(tmp_path_factory) -> Path:
     """One full run of config/test.yaml in a scratch folder, shared by every test that needs finished outputs.
 
     Runs as CI's machine allows: 2 cores, no GPU, so with profiles/cpu. Tests that use it must not modify its
-    outputs (copy them first)."""
-    wd = make_workdir(tmp_path_factory.mktemp("test-run"))
-    cpu = ("--workflow-profile", "profiles/cpu")
-    snakemake(wd, *cpu, "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml")
+    outputs (copy them first). Under pytest-xdist the first worker that needs it makes it, holding a file lock in
+    the session's shared temporary folder; the others wait for it and then read the same folder."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder above each worker's own: the same for every worker of this session
+    wd, done = shared / "test-run", shared / "test-run.done"
+    with FileLock(str(shared / "test-run.lock")):
+        if not done.exists():
+            make_workdir(wd)
+            cpu = ("--workflow-profile", "profiles/cpu")
+            args = ("--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml")
+            snakemake(wd, *cpu, *args, timeout=1800)
+            done.touch()
     return wd

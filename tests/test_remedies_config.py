@@ -130,3 +130,12 @@ def test_bad_remedy_config_is_rejected_naming_the_key(override, key):
     with pytest.raises(ConfigError) as err:
         load_config(overrides=deep_merge(REMEDY, {**override, "remedies": True}))
     assert key in str(err.value)
+
+
+def test_an_overlay_switches_a_variant_off_and_nothing_may_refer_to_it():
+    c = load_config(overrides={"variants": {"full_hard_mnrl": {"enabled": False}}})
+    assert "full_hard_mnrl" not in c["variants"] and "full_hard_mnrl" not in model_ids(c)
+    assert "lora_perc" in model_ids(c)
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides={"variants": {"lora_hard": {"enabled": False}}})  # lora_perc modifies lora_hard
+    assert "variants.lora_perc.modifies" in str(err.value)

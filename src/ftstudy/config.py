@@ -505,8 +505,17 @@ def validate_config(config: dict) -> dict:
         validate(config, str(SCHEMA_PATH), set_default=True)
     except WorkflowError as exc:
         raise ConfigError(str(exc)) from None
+    drop_disabled_variants(config)
     check_config(config)
     return apply_remedies_gate(config)
+
+
+def drop_disabled_variants(config: dict) -> dict:
+    """Drop the variants with ``enabled: false`` in place (before :func:`check_config`, so that nothing may refer to
+    them). Snakemake deep-merges configfiles and cannot delete a key: this is how an overlay switches one off.
+    Returns ``config``."""
+    config["variants"] = {n: v for n, v in config["variants"].items() if v.get("enabled", True)}
+    return config
 
 
 def apply_remedies_gate(config: dict) -> dict:
