@@ -496,7 +496,8 @@ def _check_writable_dir(path: Path, name: str) -> None:
 
 def validate_config(config: dict) -> dict:
     """Validate ``config`` against the JSON Schema the way Snakemake does (filling in defaults), run
-    :func:`check_config`, then :func:`apply_remedies_gate`. Returns the (mutated) config. Raises ConfigError
+    :func:`drop_disabled_variants` and :func:`apply_remedies_gate`, then :func:`check_config`, as common.smk does.
+    Returns the (mutated) config. Raises ConfigError
     naming the key."""
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
@@ -506,8 +507,9 @@ def validate_config(config: dict) -> dict:
     except WorkflowError as exc:
         raise ConfigError(str(exc)) from None
     drop_disabled_variants(config)
+    apply_remedies_gate(config)  # remedies: false drops what it gates before anything checks it
     check_config(config)
-    return apply_remedies_gate(config)
+    return config
 
 
 def drop_disabled_variants(config: dict) -> dict:

@@ -17,9 +17,9 @@ from ftstudy.provenance import config_hash  # noqa: E402
 validate(config, schema="../schemas/config.schema.yaml")
 try:
     ftconfig.drop_disabled_variants(config)  # enabled: false switches a variant off
+    ftconfig.apply_remedies_gate(config)  # remedies: false drops every remedy entry
     ftconfig.check_config(config)
     ftconfig.check_paths(config)
-    ftconfig.apply_remedies_gate(config)  # remedies: false drops every remedy entry
 except ftconfig.ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
