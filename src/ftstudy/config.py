@@ -365,7 +365,7 @@ def remedy_catalog(config: dict) -> dict[str, dict]:
 
     ``kind`` is ``variant``, ``wise`` or ``hybrid``; ``group`` is the id of its first-seed model (what the remedies
     table averages seeds under); ``reference`` is the model it modifies, of the same seed (``base`` for base-made
-    ones). The remedies form their own Holm family (results/tables/remedies.*)."""
+    ones). The remedies form their own Holm families (results/tables/remedies.*)."""
     models = trained_models(config)
     first = {m["variant"]: m["model_id"] for m in reversed(models)}
     by_seed = {(m["variant"], m["seed"]): m["model_id"] for m in models}
