@@ -58,7 +58,19 @@ def test_lora_random_and_own_collection_on_real_text(mini_msmarco, tmp_path):
         "  own: {queries: queries.dev.small.tsv, qrels: qrels.dev.small.tsv, collection: own_collection.tsv}\n"
     )
     targets = [f"results/metrics/{m}/{e}.json" for m in ("base", "lora_random") for e in ("dev", "own")]
-    snakemake(wd, *targets, "--cores", "2", "--resources", "gpu=1", "--configfile", "config/test.yaml", "mini.yaml")
+    # 290 s alone; beside the other pytest-xdist worker it can take much longer
+    snakemake(
+        wd,
+        *targets,
+        "--cores",
+        "2",
+        "--resources",
+        "gpu=1",
+        "--configfile",
+        "config/test.yaml",
+        "mini.yaml",
+        timeout=2400,
+    )
 
     n_dev = len({r[0] for r in _read_tsv(mini_msmarco / "qrels.dev.small.tsv")})
     metrics = {
