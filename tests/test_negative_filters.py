@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_mining import _unit
 
 from ftstudy.candidate_file import candidate_writer, iter_candidate_groups
 from ftstudy.candidates import dense_retriever
@@ -77,11 +78,6 @@ def test_a_filtered_set_changes_neither_the_mining_slice_nor_the_paper_variants(
 
 
 # ---- a hand-made corpus, one judged positive per query -----------------------------------------------------
-def _unit(x):
-    x = np.asarray(x, np.float32)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
-
-
 @pytest.fixture
 def corpus(tmp_path):
     rng = np.random.default_rng(11)
