@@ -16,13 +16,16 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
+from .expected import GENERATED_MANIFEST
 from .parquet_meta import with_provenance
+from .provenance import sha256_file
 from .tsv import (
     ID_MAX_SAFE_DIGITS,
     IdSet,
@@ -55,8 +58,16 @@ def prepare_collection(
     """Stream ``pid<TAB>passage`` lines into ``out`` (parquet, row groups of ``row_group_size``).
 
     Duplicate pids are an error (naming the line); memory grows with the largest pid (see IdSet), never with
-    the number of lines. Returns ``{"n_passages": int}``.
+    the number of lines. The parquet's metadata (:mod:`ftstudy.parquet_meta`) records what identifies the source:
+    the TSV's sha256 and whether a data generator's manifest (:data:`ftstudy.expected.GENERATED_MANIFEST`) sits
+    beside it; :func:`ftstudy.expected.collection_facts` reads them back (the expected-value marks need them).
+    Returns ``{"n_passages": int, "source_sha256": str, "generated": bool}``.
     """
+    identity = {
+        "source_sha256": sha256_file(tsv),
+        "generated": (Path(tsv).parent / GENERATED_MANIFEST).is_file(),
+    }
+    schema = with_provenance(COLLECTION_SCHEMA, identity)
     seen = IdSet()
     n = 0
     expected = "pid<TAB>text"
@@ -68,7 +79,7 @@ def prepare_collection(
         writer.write_table(pa.table([pids, texts], schema=COLLECTION_SCHEMA))
 
     with atomic_path(out) as tmp:
-        writer = pq.ParquetWriter(tmp, COLLECTION_SCHEMA)
+        writer = pq.ParquetWriter(tmp, schema)
         try:
             pids: list[int] = []
             texts: list[str] = []
@@ -99,8 +110,8 @@ def prepare_collection(
                 n += len(pids)
         finally:
             writer.close()
-    log.info("%s: %d passages -> %s", tsv, n, out)
-    return {"n_passages": n}
+    log.info("%s: %d passages -> %s (sha256 %s)", tsv, n, out, identity["source_sha256"])
+    return {"n_passages": n, **identity}
 
 
 def collection_pids(parquet: str | os.PathLike) -> np.ndarray:

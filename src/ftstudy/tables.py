@@ -20,6 +20,7 @@ import pandas as pd
 
 from ftstudy import paper
 from ftstudy.atomic import atomic_path, write_text
+from ftstudy.expected import Setting, expected_columns
 from ftstudy.metrics import METRIC_NAMES
 from ftstudy.significance import canonical_measure
 
@@ -137,12 +138,16 @@ def mrr_table(
     info: Mapping[str, Mapping],
     significance: pd.DataFrame | None = None,
     reference: str = "base",
+    expected_values: Mapping | None = None,
+    settings: Mapping[tuple[str, str], Setting] | None = None,
 ) -> pd.DataFrame:
     """Table I: one row per model (variant, seeds averaged) per eval set.
 
     ``metrics_files``: (model, eval_set) -> metrics JSON. ``significance``: the significance table; its MRR@10
     rows give ``p_vs_base_holm`` (randomisation test, Holm-adjusted; with several seeds the largest p, so the
-    marker needs every seed to differ) and ``sig_vs_base``.
+    marker needs every seed to differ) and ``sig_vs_base``. ``expected_values`` (the config key) and ``settings``
+    ((model, eval_set) -> :class:`ftstudy.expected.Setting`) add the ``expected_*`` / ``mark_*`` columns of each
+    row that has a reference (:func:`ftstudy.expected.expected_columns`).
     """
     rows = []
     for (model, eval_set), path in metrics_files.items():
@@ -185,6 +190,13 @@ def mrr_table(
         df[f"paper_{key}"] = [
             paper.paper_value(paper.TABLE_I, m, key, e) for m, e in zip(df["model"], df["eval_set"], strict=True)
         ]
+    if expected_values and expected_values.get("references"):
+        marks = [
+            expected_columns(m, e, row, expected_values, (settings or {}).get((m, e)))
+            for m, e, row in zip(df["model"], df["eval_set"], df.to_dict("records"), strict=True)
+        ]
+        extra = pd.DataFrame(marks, index=df.index)
+        df = pd.concat([df, extra[[c for c in extra.columns if c not in df.columns]]], axis=1)
     df = _order(
         df,
         ["model", "eval_set", "n_seeds", "n_queries", *METRIC_NAMES, "MRR@10_pct_vs_base", "p_vs_base_holm",
@@ -293,7 +305,8 @@ def training_table(
 # footnote line, and the secondary tests, named there. The Markdown shows what a reader compares: the model, the
 # metrics, the change against base, the (Holm-adjusted randomisation-test) p and the paper's value.
 CONTEXT_COLUMNS = ("n_queries", "n_pairs", "dim", "device", "backend", "dtype")
-SECONDARY_COLUMNS = ("p_randomisation", "p_ttest", "p_ttest_holm", "p_ttest_vs_base_holm", "significant")
+SECONDARY_COLUMNS = ("p_randomisation", "p_ttest", "p_ttest_holm", "p_ttest_vs_base_holm", "significant",
+                     "expected_source")  # fmt: skip
 MARKDOWN_HIDDEN = (*PROVENANCE_COLUMNS, *CONTEXT_COLUMNS, *SECONDARY_COLUMNS)
 
 

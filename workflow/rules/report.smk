@@ -79,6 +79,8 @@ rule tables:
         + [f"results/timing/{m}.unmerged.json" for m in TIMED_LORA],
         summaries=[f"results/models/{m}/train_summary.json" for m in TRAINED],
         significance="results/tables/significance.csv",
+        # what identifies each eval set's collection, for the expected-value marks (its parquet's metadata)
+        collections=[collection_parquet(eval_corpus(e)) for e in EVAL_SETS],
     output:
         mrr_csv=report(
             "results/tables/mrr.csv",
@@ -119,6 +121,9 @@ rule tables:
         trained=TRAINED_GROUPS,
         info={m: REPORT_INFO[m] for m in TIMED_MODELS},
         config_hash=config_hash(TIMED_SLICE),
+        eval_sets=EVAL_SETS,
+        expected_values=config["expected_values"],
+        bm25=BM25_PARAMS,
     script:
         "../scripts/tables.py"
 

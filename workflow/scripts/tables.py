@@ -6,6 +6,7 @@ log = setup(snakemake)  # noqa: F821
 
 import pandas as pd  # noqa: E402
 
+from ftstudy.expected import Setting, collection_facts  # noqa: E402
 from ftstudy.tables import (  # noqa: E402
     inference_table,
     mrr_table,
@@ -26,7 +27,18 @@ for (model, _), path in metrics.items():
         info[model]["model_hash"] = prov["model_sha256"]
 significance = pd.read_csv(smk.input.significance)
 trained = smk.params.trained
-write_table(mrr_table(metrics, trained, info, significance), smk.output.mrr_csv, smk.output.mrr_md)
+# What each result was measured in, for the expected-value marks: weights, BM25 settings, collection.
+facts = {e: collection_facts(p) for e, p in zip(smk.params.eval_sets, smk.input.collections, strict=True)}
+settings = {
+    (model, eval_set): Setting(
+        collection=facts[eval_set],
+        model_sha256=(read_json(path).get("provenance") or {}).get("model_sha256"),
+        bm25=dict(smk.params.bm25) if model == "bm25" else None,
+    )
+    for (model, eval_set), path in metrics.items()
+}
+mrr = mrr_table(metrics, trained, info, significance, expected_values=smk.params.expected_values, settings=settings)
+write_table(mrr, smk.output.mrr_csv, smk.output.mrr_md)
 write_table(inference_table(timing, trained, info), smk.output.inference_csv, smk.output.inference_md)
 write_table(training_table(summaries, trained, info), smk.output.training_csv, smk.output.training_md)
 log.info("tables written (config hash %s)", smk.params.config_hash)
