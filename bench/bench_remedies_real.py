@@ -97,6 +97,8 @@ def main() -> int:
     overlay.write_text(OVERLAY.format(data=args.data.resolve(), remedies="false" if args.paper_only else "true"))
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--cores", args.cores, "--resources", "gpu=1"]
     cmd += ["--configfile", "config/config.yaml", str(overlay), "--rerun-triggers", "mtime", "params", "input"]
+    if shutil.which("nvidia-smi") is None:  # as make run: without a GPU, model jobs run side by side
+        cmd += ["--workflow-profile", "profiles/cpu"]
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=wd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     print(f"wall time: {time.perf_counter() - t0:.0f} s ({' '.join(cmd)})")
