@@ -11,8 +11,9 @@ sequence length 128, and retrieval top-1000. ``--paper-only`` sets ``remedies: f
 and BM25); a later run without it adds the remedies to the same folder and reruns nothing else. Each run prints its
 wall time, then Table I and the remedies table. ``--other-passages N`` keeps every judged passage and a seeded
 sample of N others (encoding all 11,809 passages takes ~5.5 min per model on 2 CPU cores, and the study with its
-remedies encodes 12 models). The data stays outside the project: the work folder holds links to the workflow,
-the results and (with --other-passages) the reduced copy of the slice.
+remedies encodes 12 models). Without nvidia-smi it adds ``--workflow-profile profiles/cpu``, as ``make run``
+does. The data stays outside the project: the work folder holds links to the workflow, the results and (with
+--other-passages) the reduced copy of the slice.
 """
 
 from __future__ import annotations
