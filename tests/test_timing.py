@@ -294,7 +294,7 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
         str(Path(sys.executable).parent / "snakemake"), "results/timing/base.json", "results/timing/bm25.json",
         "results/timing/lora_random.unmerged.json", "-s", str(REPO / "Snakefile"), "--directory", str(wd),
         "--cores", "2", "--configfile", str(wd / "config/test.yaml"), str(wd / "knobs.yaml"),
-        "--allowed-rules", "time_inference", "time_inference_bm25", "time_inference_unmerged",
+        "--allowed-rules", "time_inference", "time_inference_bm25", "time_inference_unmerged", "bm25_index",
     ]  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env)

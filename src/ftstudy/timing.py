@@ -13,7 +13,7 @@ One protocol for every model:
   precision, with the same chunking for every model;
 - LoRA models are timed merged (their ``model/`` folder) and unmerged (base + adapter through peft,
   :func:`load_unmerged_lora`);
-- BM25 is timed on the CPU: query tokenisation + scoring + top-k over an index built before timing.
+- BM25 is timed on the CPU: query tokenisation + scoring + top-k over the persisted index, loaded before timing.
 
 :func:`time_kind` is what each timing rule runs: one of :data:`KINDS`.
 
@@ -294,21 +294,25 @@ def time_kind(
 ) -> tuple[dict, dict]:
     """Time one of :data:`KINDS` on the sampled query ``texts`` with the shared protocol.
 
-    ``paths``: the rule's inputs. ``bm25`` reads ``paths["collection"]`` (parquet with a ``text`` column) and
-    builds the index with the ``bm25`` settings (k1, b, stemmer, stopwords) before timing, then times on the CPU
-    with ``threads``. The neural kinds load :func:`load_timed_model`'s model on the GPU when there is one and
-    search ``paths["embeddings"]/vectors.npy`` (n, d). ``settings``: ``{"timing": {top_k, batch_size, repeats,
-    ...}, "dtype": encoding dtype}``. ``query_batch_size`` / ``corpus_chunk_size``: execution knobs of the
-    resident search (they change no result). Returns (:func:`time_neural` / :func:`time_bm25`'s result, the extra
-    JSON fields: ``kind``, and for neural kinds ``merged`` [, ``adapter``]).
+    ``paths``: the rule's inputs. ``bm25`` memory-maps the persisted index ``paths["index"]`` (rule bm25_index),
+    or else indexes ``paths["collection"]`` (parquet with a ``text`` column) with the ``bm25`` settings (k1, b,
+    stemmer, stopwords), before timing; then times on the CPU with ``threads``. The neural kinds load
+    :func:`load_timed_model`'s model on the GPU when there is one and search ``paths["embeddings"]/vectors.npy``
+    (n, d). ``settings``: ``{"timing": {top_k, batch_size, repeats, ...}, "dtype": encoding dtype}``.
+    ``query_batch_size`` / ``corpus_chunk_size``: execution knobs of the resident search (they change no result).
+    Returns (:func:`time_neural` / :func:`time_bm25`'s result, the extra JSON fields: ``kind``, and for neural
+    kinds ``merged`` [, ``adapter``]).
     """
     t = settings["timing"]
     if kind not in KINDS:
         raise ValueError(f"time_kind: kind must be one of {KINDS}, got {kind!r}")
     if kind == "bm25":
-        if bm25 is None:
-            raise ValueError("time_kind: kind 'bm25' needs the bm25 settings (k1, b, stemmer, stopwords)")
-        index = _bm25_index(paths["collection"], bm25)
+        if "index" not in paths and bm25 is None:
+            raise ValueError(
+                "time_kind: kind 'bm25' needs the bm25 settings (k1, b, stemmer, stopwords) to index "
+                "paths['collection'], or paths['index'] (rule bm25_index's folder)"
+            )
+        index = _bm25_index(paths, bm25)
         return time_bm25(index, texts, top_k=t["top_k"], repeats=t["repeats"], n_threads=threads), {"kind": kind}
     from ftstudy.models import pick_device
 
@@ -331,13 +335,18 @@ def time_kind(
     return result, {"kind": kind, **extra}
 
 
-def _bm25_index(collection_path, bm25: Mapping[str, Any]):
-    """A BM25 index over the ``text`` column of the collection parquet at ``collection_path``."""
+def _bm25_index(paths: Mapping[str, Any], bm25: Mapping[str, Any] | None):
+    """The persisted BM25 index ``paths["index"]``, memory-mapped (the workflow's rule), or one built in memory
+    over the ``text`` column of the collection parquet ``paths["collection"]`` with the ``bm25`` settings."""
+    from ftstudy.bm25 import build_bm25, load_bm25_index
+
+    if "index" in paths:
+        index = load_bm25_index(paths["index"])
+        LOG.info("bm25 index %s loaded (memory-mapped): %s; timing on the CPU", paths["index"], index.describe())
+        return index
     import pandas as pd
 
-    from ftstudy.bm25 import build_bm25
-
-    texts = pd.read_parquet(collection_path, columns=["text"])["text"].tolist()
+    texts = pd.read_parquet(paths["collection"], columns=["text"])["text"].tolist()
     index = build_bm25(texts, bm25["k1"], bm25["b"], stemmer=bm25["stemmer"], stopwords=bm25["stopwords"])
     LOG.info("bm25 index built: %s; timing on the CPU", index.describe())
     return index

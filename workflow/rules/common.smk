@@ -11,6 +11,7 @@ min_version("9.0")
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
+from ftstudy import bm25 as ftbm25  # noqa: E402
 from ftstudy import config as ftconfig  # noqa: E402
 from ftstudy.provenance import config_hash  # noqa: E402
 
@@ -146,6 +147,11 @@ def eval_embeddings_of(wildcards):
 def eval_index_of(wildcards):
     """Index file that ``wildcards.eval_set`` is searched in, for ``wildcards.model``."""
     return f"results/index/{wildcards.model}/{eval_corpus(wildcards.eval_set)}.faiss"
+
+
+def bm25_index_of(wildcards):
+    """BM25 index folder of the corpus that ``wildcards.eval_set`` is searched in."""
+    return f"results/index/bm25/{eval_corpus(wildcards.eval_set)}"
 
 
 def timing_embeddings_of(wildcards):

@@ -72,7 +72,7 @@ rule time_inference_unmerged:
 
 rule time_inference_bm25:
     input:
-        collection=collection_parquet(TIMING_CORPUS),
+        index=f"results/index/bm25/{TIMING_CORPUS}",  # rule bm25_index, memory-mapped
         queries=f"results/data/eval/{TIMING_EVAL_SET}/queries.parquet",
     output:
         timing="results/timing/bm25.json",
@@ -84,11 +84,16 @@ rule time_inference_bm25:
         "../../envs/ml.yaml"
     threads: all_cores()
     resources:
-        mem_mb=lambda wildcards, input: max(2000, int(25 * input.size_mb)),
-        runtime=120,
+        # memory does not grow with timing.n_queries (results are n x top_k); runtime counts warm-up + repeats
+        mem_mb=lambda wildcards, input, threads: ftbm25.search_mem_mb(
+            input.index, threads
+        ),
+        runtime=lambda wildcards, input: ftbm25.search_runtime_min(
+            input.index,
+            config["timing"]["n_queries"] * (config["timing"]["repeats"] + 1),
+        ),
     params:
         kind="bm25",
         settings=TIMING_PARAMS,
-        bm25=BM25_PARAMS,
     script:
         "../scripts/time_inference.py"
