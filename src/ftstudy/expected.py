@@ -12,7 +12,7 @@ sha256, or BM25's k1/b, and the collection). :func:`mark` compares a result with
 
 The collection's identity (:class:`CollectionFacts`) is what the data stage records in the prepared collection's
 parquet metadata: its passage count, the sha256 of its ``collection.tsv``, and whether the dataset folder holds a
-generator's manifest (:data:`GENERATED_MANIFEST`, written by ``bench/make_scale_data.py``).
+generator's manifest (:data:`GENERATED_MANIFEST`, which ``ftstudy.scale_dataset`` writes).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 MATCHING, OFF, NA = "matching", "off", "n/a"
 #: The file a data generator writes into the dataset folder it fills; its presence marks a collection as generated.
-GENERATED_MANIFEST = "ftstudy_generated.json"
+GENERATED_MANIFEST = "scale_manifest.json"
 
 
 @dataclass(frozen=True)
