@@ -78,7 +78,7 @@ def _validate_overrides(overrides: dict, defs_name: str, key: str) -> None:
 
 
 #: Keys of ``mining`` that are execution knobs: they change no mined triplet, so no rerun-triggering param holds them.
-MINING_EXECUTION_KNOBS = ("query_batch_size",)
+MINING_EXECUTION_KNOBS = ("query_batch_size", "shards")
 
 
 #: Keys of ``mining`` that define other outputs (the filtered sets, the diagnosis), not ``hard.parquet``.
@@ -548,7 +548,7 @@ def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
 
 
 # ---- retrieval: what changes an output (params) vs execution knobs (read from config in the scripts) ---------
-ENCODING_EXECUTION_KNOBS = ("batch_size", "chunk_size", "max_tokens")
+ENCODING_EXECUTION_KNOBS = ("batch_size", "chunk_size", "max_tokens", "shards")
 INDEX_BUILD_KEYS = {"flat": (), "ivf": ("nlist", "seed"), "hnsw": ("hnsw_m", "ef_construction")}
 INDEX_SEARCH_KEYS = {"flat": (), "ivf": ("nprobe",), "hnsw": ("ef_search",)}
 

@@ -7,6 +7,10 @@ Output is always L2-normalised, so inner product equals cosine similarity whatev
   (``vectors.npy`` float32 (n, d) by default, float16 with ``store_dtype``; ``ids.npy`` int64; ``meta.json``). A
   killed job restarts from its last finished chunk: chunk files live in a caller-given partial folder
   (``results/.partial/...``, :mod:`ftstudy.partial`) and are deleted on success.
+- :func:`encode_shard` encodes one shard's block of those chunks into the same folder (``encoding.shards``
+  jobs, :mod:`ftstudy.shards`); :func:`encode_corpus` then reuses them and writes the same bytes.
+- :func:`partial_key` is the key of that folder: what changes a vector (settings, compute precision, weights,
+  collection).
 
 Two encoding paths compute the same vectors: the sorted path (batches sorted by *token* length, fixed size, the
 model's own ``preprocess``/forward under ``torch.inference_mode``, bf16/fp16 autocast when ``dtype`` asks) and the
@@ -164,15 +168,18 @@ def _chunk_bounds(i: int, chunk_size: int, n: int) -> tuple[int, int]:
     return i * chunk_size, min(n, (i + 1) * chunk_size)
 
 
-def _encode_missing_chunks(model, texts, partial: Path, layout: dict, encode_kw: dict, on_chunk, show_progress):
-    """Encode and save (atomically, in ``layout['store_dtype']``) every chunk not yet in ``partial``; returns the
-    indices encoded now."""
+def _encode_missing_chunks(
+    model, texts, partial: Path, layout: dict, encode_kw: dict, on_chunk, show_progress, chunks=None
+):
+    """Encode and save (atomically, in ``layout['store_dtype']``) every chunk of ``chunks`` (default: all) not yet
+    in ``partial``; returns the indices encoded now."""
     n, chunk_size, n_chunks = layout["n"], layout["chunk_size"], layout["n_chunks"]
-    done_before = [i for i in range(n_chunks) if _chunk_path(partial, i).exists()]
+    chunks = range(n_chunks) if chunks is None else chunks
+    done_before = [i for i in chunks if _chunk_path(partial, i).exists()]
     if done_before:
-        LOG.info("resuming: %d of %d chunks already encoded in %s", len(done_before), n_chunks, partial)
+        LOG.info("resuming: %d of %d chunks already encoded in %s", len(done_before), len(chunks), partial)
     encoded_now = []
-    for i in range(n_chunks):
+    for i in chunks:
         path = _chunk_path(partial, i)
         if path.exists():
             continue
@@ -200,6 +207,84 @@ def _write_embedding_dir(out_dir, partial: Path, ids: np.ndarray, layout: dict, 
         del vec
         np.save(tmp / "ids.npy", ids)
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def partial_key(encoding: dict, compute_dtype: str, model_dir, collection_path) -> tuple[dict, str]:
+    """(slice, key): what a chunk depends on (the ``encoding`` config slice, the resolved compute precision, the
+    model's weights and the collection file, by sha256) and its hash, the partial folder's name. The
+    encode_corpus and encode_corpus_shard scripts both key their folder with it, so the shards' chunks are the
+    chunks that rule encode_corpus looks for."""
+    from ftstudy.provenance import config_hash, model_weights_sha256, sha256_file
+
+    slice_ = {
+        "encoding": encoding,
+        "compute_dtype": compute_dtype,
+        "model_sha256": model_weights_sha256(model_dir),
+        "collection_sha256": sha256_file(collection_path),
+    }
+    return slice_, config_hash(slice_)
+
+
+def chunk_layout(model, n: int, chunk_size: int, store_dtype: str) -> dict:
+    """The chunk layout of ``n`` passages (the stamp of the partial folder): n, dim, chunk_size, store_dtype and
+    n_chunks = ceil(n / chunk_size) (at least 1). Checks chunk_size and store_dtype."""
+    if chunk_size < 1:
+        raise ValueError(f"encode_corpus: chunk_size must be >= 1, got {chunk_size}")
+    if store_dtype not in STORE_DTYPES:
+        raise ValueError(f"encoding.store_dtype '{store_dtype}': expected one of {STORE_DTYPES}")
+    layout = {"n": n, "dim": embedding_dim(model), "chunk_size": chunk_size, "store_dtype": store_dtype}
+    layout["n_chunks"] = max(1, -(-n // chunk_size))
+    return layout
+
+
+def encode_shard(
+    model,
+    texts: Sequence[str],
+    partial_dir: str | os.PathLike,
+    shard: int,
+    n_shards: int,
+    chunk_size: int = 200_000,
+    batch_size: int = 256,
+    dtype: str = "auto",
+    show_progress: bool = True,
+    on_chunk: Callable[[int, int], None] | None = None,
+    store_dtype: str = "float32",
+    max_tokens: int = 65536,
+) -> dict:
+    """Shard ``shard`` of ``n_shards`` of :func:`encode_corpus`: encode its block of chunks
+    (:func:`ftstudy.shards.shard_range` over the chunks, so its bounds are multiples of ``chunk_size``) into
+    ``partial_dir``, the folder that :func:`encode_corpus` is given for the same corpus, settings and chunk size,
+    which then finds them done and only writes the output. Chunks already there are kept (a killed shard
+    resumes). Several shards may run at once (:func:`ftstudy.shards.open_shared_partial`).
+
+    Returns a record: shard, n_shards, chunks [first, stop), chunks encoded now / reused, passages, seconds,
+    device, compute_dtype.
+    """
+    from ftstudy.shards import open_shared_partial, shard_range
+
+    layout = chunk_layout(model, len(texts), chunk_size, store_dtype)
+    chunks = shard_range(layout["n_chunks"], n_shards, shard)
+    device = _model_device(model)
+    compute = resolve_dtype(dtype, device)
+    partial = open_shared_partial(Path(partial_dir).parent, Path(partial_dir).name, layout)
+    encode_kw = {"batch_size": batch_size, "dtype": compute, "max_tokens": max_tokens}
+    LOG.info("shard %d/%d: chunks %d-%d of %d", shard + 1, n_shards, chunks.start, chunks.stop - 1,
+             layout["n_chunks"])  # fmt: skip
+    t0 = time.perf_counter()
+    encoded = _encode_missing_chunks(model, texts, partial, layout, encode_kw, on_chunk, show_progress, chunks)
+    bounds = [_chunk_bounds(i, chunk_size, layout["n"]) for i in chunks]
+    return {
+        "shard": shard,
+        "n_shards": n_shards,
+        "chunks": [chunks.start, chunks.stop],
+        "chunks_encoded": len(encoded),
+        "chunks_reused": len(chunks) - len(encoded),
+        "passages": sum(hi - lo for lo, hi in bounds),
+        "encode_seconds": round(time.perf_counter() - t0, 3),
+        "device": device,
+        "compute_dtype": compute,
+        "partial_dir": str(partial),
+    }
 
 
 def encode_corpus(
@@ -235,14 +320,9 @@ def encode_corpus(
     n = len(texts)
     if ids.shape != (n,):
         raise ValueError(f"encode_corpus: {n} texts but ids has shape {ids.shape}")
-    if chunk_size < 1:
-        raise ValueError(f"encode_corpus: chunk_size must be >= 1, got {chunk_size}")
-    if store_dtype not in STORE_DTYPES:
-        raise ValueError(f"encoding.store_dtype '{store_dtype}': expected one of {STORE_DTYPES}")
+    layout = chunk_layout(model, n, chunk_size, store_dtype)
     device = _model_device(model)
     compute = resolve_dtype(dtype, device)
-    layout = {"n": n, "dim": embedding_dim(model), "chunk_size": chunk_size, "store_dtype": store_dtype}
-    layout["n_chunks"] = max(1, -(-n // chunk_size))
     partial = open_partial(Path(partial_dir).parent, Path(partial_dir).name, stamp=layout)
     encode_kw = {"batch_size": batch_size, "dtype": compute, "max_tokens": max_tokens}
     t0 = time.perf_counter()

@@ -12,7 +12,9 @@ The pieces live in their own modules:
   mined sets (:mod:`ftstudy.negative_filters`) need no second retrieval.
 
 Here: :func:`mine_hard_negatives` (the step, given an embedder and a retriever), its statistics, and
-:func:`mine_for_workflow` (the rule's job: loads the base model and embeddings, picks the miner).
+:func:`mine_for_workflow` (the rule's job: loads the base model and embeddings, picks the miner); with
+``mining.shards`` > 1, :func:`mine_shard` / :func:`mine_shard_for_workflow` mine one block of query batches
+into the same partial folder first (:mod:`ftstudy.shards`), and the step's job only assembles.
 
 Determinism: queries are processed in ascending qid order with a per-query RNG, and parquet row groups have a
 fixed size, so the output is byte for byte the same for the same settings and inputs, whatever the execution
@@ -35,7 +37,7 @@ import pyarrow as pa
 from ftstudy.atomic import write_json
 from ftstudy.candidate_file import candidate_writer
 from ftstudy.candidates import Retriever
-from ftstudy.mining_batches import BatchMiner, BatchResult, mine_batches
+from ftstudy.mining_batches import BatchMiner, BatchResult, batch_done, mine_batches
 from ftstudy.mining_io import collection_texts, file_signature, read_qrels, read_queries, write_hard_parquet
 from ftstudy.negatives import (
     SKIP_REASONS,
@@ -120,13 +122,65 @@ def write_triplets(out_parquet: str | os.PathLike, cat: dict, queries: pa.Table,
 
 # ---- the step ----------------------------------------------------------------------------------------------
 def open_mining_partial(
-    partial_root: str | os.PathLike, settings: MiningSettings, query_batch_size: int, partial_key: dict | None
+    partial_root: str | os.PathLike,
+    settings: MiningSettings,
+    query_batch_size: int,
+    partial_key: dict | None,
+    shared: bool = False,
 ) -> Path:
-    """The resumable folder ``partial_root/<hash>``: keyed by the settings and ``partial_key`` (the caller's
-    config slice and input signatures), stamped with ``query_batch_size`` too, so batches of another size (or
-    other inputs) are never reused."""
-    key = {"key": partial_key, "settings": asdict(settings)}
-    return open_partial(partial_root, config_hash(key), {**key, "query_batch_size": int(query_batch_size)})
+    """The resumable folder ``partial_root/<hash>``: keyed by the settings, ``partial_key`` (the caller's config
+    slice and input signatures) and ``query_batch_size``, which is in the stamp too, so batches of another size
+    (or other inputs) are never reused. ``shared``: opened by a shard job that may run beside the other shards
+    (:func:`ftstudy.shards.open_shared_partial`; the key covers the stamp, so no job ever empties it)."""
+    from ftstudy.shards import open_shared_partial
+
+    stamp = {"key": partial_key, "settings": asdict(settings), "query_batch_size": int(query_batch_size)}
+    return (open_shared_partial if shared else open_partial)(partial_root, config_hash(stamp), stamp)
+
+
+@dataclass
+class MiningRun:
+    """What every batch of a mining run needs: the queries (qid, text sorted by qid), the selected qids
+    (ascending), the selection counts, the batch miner, the partial folder and how many judged positives have
+    no corpus row."""
+
+    queries: pa.Table
+    qids: np.ndarray
+    counts: dict
+    miner: BatchMiner
+    folder: Path
+    n_missing: int
+
+    def query_text(self, batch: np.ndarray) -> list[str]:
+        """Texts of the qids ``batch`` (each in ``queries``)."""
+        q_ids_sorted = self.queries["qid"].to_numpy()
+        return self.queries["text"].take(pa.array(np.searchsorted(q_ids_sorted, batch))).to_pylist()
+
+
+def prepare_mining(
+    queries_path, qrels_path, settings: MiningSettings, embed, retrieve, corpus_vectors, corpus_ids,
+    partial_root, query_batch_size: int, retrieval_is_cosine: bool = True, min_relevance: int = 1,
+    partial_key: dict | None = None, shared: bool = False,
+) -> MiningRun:  # fmt: skip
+    """Read the queries and judgments, select the queries to mine and open the partial folder (see
+    :func:`mine_hard_negatives` for the arguments; ``shared``: a shard job's open, :func:`open_mining_partial`)."""
+    settings.validate()
+    queries = read_queries(queries_path)
+    positives = judged_positives(read_qrels(qrels_path), min_relevance)
+    qids, counts = select_queries(queries["qid"].to_numpy(), positives, settings.max_queries, settings.seed)
+    log.info(
+        "mining %d of %d judged training queries (%s miner, top_k %d, ranks %s)",
+        qids.size,
+        counts["judged_queries"],
+        settings.miner,
+        settings.top_k,
+        list(settings.rank_range),
+    )
+    folder = open_mining_partial(partial_root, settings, query_batch_size, partial_key, shared=shared)
+    pid_index = PidIndex(corpus_ids)
+    positives, n_missing = positives_in_corpus({int(q): positives[int(q)] for q in qids}, pid_index)
+    miner = BatchMiner(settings, positives, embed, retrieve, corpus_vectors, pid_index, retrieval_is_cosine)
+    return MiningRun(queries, qids, counts, miner, folder, n_missing)
 
 
 def mine_hard_negatives(
@@ -157,39 +211,23 @@ def mine_hard_negatives(
     corpus_vectors / corpus_ids: the base model's corpus embeddings (n, d) (rows L2-normalised) and their pids
     (n,); used for the cosines in the stats and for the margin guard. Queries are mined ``query_batch_size`` at a
     time (an execution knob: the output does not depend on it). Finished batches are kept under
-    ``partial_root`` (see :func:`open_mining_partial`) for a rerun after a kill; it is removed on success.
+    ``partial_root`` (see :func:`open_mining_partial`) for a rerun after a kill, and batches that shard jobs
+    (:func:`mine_shard`) left there are used as they are; it is removed on success.
     """
-    settings.validate()
-    queries = read_queries(queries_path)
-    positives = judged_positives(read_qrels(qrels_path), min_relevance)
-    qids, counts = select_queries(queries["qid"].to_numpy(), positives, settings.max_queries, settings.seed)
-    log.info(
-        "mining %d of %d judged training queries (%s miner, top_k %d, ranks %s)",
-        qids.size,
-        counts["judged_queries"],
-        settings.miner,
-        settings.top_k,
-        list(settings.rank_range),
-    )
-    q_ids_sorted = queries["qid"].to_numpy()
-
-    def query_text(batch: np.ndarray) -> list[str]:
-        return queries["text"].take(pa.array(np.searchsorted(q_ids_sorted, batch))).to_pylist()
-
-    folder = open_mining_partial(partial_root, settings, query_batch_size, partial_key)
-    pid_index = PidIndex(corpus_ids)
-    positives, n_missing = positives_in_corpus({int(q): positives[int(q)] for q in qids}, pid_index)
-    miner = BatchMiner(settings, positives, embed, retrieve, corpus_vectors, pid_index, retrieval_is_cosine)
+    run = prepare_mining(
+        queries_path, qrels_path, settings, embed, retrieve, corpus_vectors, corpus_ids, partial_root,
+        query_batch_size, retrieval_is_cosine, min_relevance, partial_key,
+    )  # fmt: skip
     results = []
     writer = candidate_writer(out_candidates) if out_candidates else contextlib.nullcontext()
     with writer as cand_out:
-        for res, cands in mine_batches(miner, qids, query_text, folder, query_batch_size, progress):
+        for res, cands in mine_batches(run.miner, run.qids, run.query_text, run.folder, query_batch_size, progress):
             results.append(res)  # a few int64 per query; the candidate lists go to disk as they come
             if cand_out is not None:
                 cand_out.write(cands)
-    stats, cat = summarise(results, settings, counts)
-    stats.update(min_relevance=min_relevance, judged_positives_not_in_corpus=n_missing, provenance=provenance or {})
-    write_triplets(out_parquet, cat, queries, collection_path)
+    stats, cat = summarise(results, settings, run.counts)
+    stats.update(min_relevance=min_relevance, judged_positives_not_in_corpus=run.n_missing, provenance=provenance or {})
+    write_triplets(out_parquet, cat, run.queries, collection_path)
     write_json(out_stats, stats)
     close_partial(partial_root)
     log.info(
@@ -200,6 +238,34 @@ def mine_hard_negatives(
         {k: v["count"] for k, v in stats["skipped"].items()},
     )
     return stats
+
+
+def mine_shard(run: MiningRun, query_batch_size: int, shard: int, n_shards: int, progress: bool = True) -> dict:
+    """Shard ``shard`` of ``n_shards``: mine its block of query batches (:func:`ftstudy.shards.shard_range` over
+    the ``ceil(len(qids) / query_batch_size)`` batches, ascending qids) into ``run.folder`` (opened with
+    ``shared=True``), where :func:`mine_hard_negatives` finds them. Batches already there are kept (a killed
+    shard resumes). Returns a record: shard, n_shards, batches [first, stop), queries, batches mined now."""
+    import time
+
+    from ftstudy.shards import shard_range
+
+    n_batches = -(-run.qids.size // query_batch_size)
+    batches = shard_range(n_batches, n_shards, shard)
+    log.info("shard %d/%d: query batches %d-%d of %d", shard + 1, n_shards, batches.start, batches.stop - 1, n_batches)
+    t0 = time.perf_counter()
+    done_before = sum(1 for b in batches if batch_done(run.folder, b))
+    for _ in mine_batches(run.miner, run.qids, run.query_text, run.folder, query_batch_size, progress, batches):
+        pass  # each batch is saved in run.folder as it is mined
+    n_queries = max(0, min(run.qids.size, batches.stop * query_batch_size) - batches.start * query_batch_size)
+    return {
+        "shard": shard,
+        "n_shards": n_shards,
+        "batches": [batches.start, batches.stop],
+        "batches_mined": len(batches) - done_before,
+        "batches_reused": done_before,
+        "queries": n_queries,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
 # ---- the workflow's job ------------------------------------------------------------------------------------
@@ -266,6 +332,36 @@ def load_miner(
     return WorkflowMiner(embed, retrieve, cosine, vectors, ids, emb_meta, device, dtype)
 
 
+def mine_shard_for_workflow(
+    inputs: Mapping[str, str],
+    job_slice: Mapping,
+    shard: int,
+    n_shards: int,
+    query_batch_size: int,
+    encoding_batch_size: int,
+    partial_root: str | os.PathLike,
+    threads: int = 1,
+    backend: str = "auto",
+) -> dict:
+    """Rule ``mine_hard_negatives_shard`` (``mining.shards`` > 1): the miner of :func:`mine_for_workflow` (same
+    ``inputs``, ``job_slice`` and execution knobs, so the same partial folder) mining shard ``shard`` of
+    ``n_shards`` (:func:`mine_shard`). Returns the shard's record, with the device and query dtype."""
+    job_slice = dict(job_slice)
+    settings = MiningSettings.from_config(job_slice["mining"])
+    m = load_miner(inputs, job_slice, encoding_batch_size, threads, backend)
+    run = prepare_mining(
+        inputs["queries"], inputs["qrels"], settings, m.embed, m.retrieve, m.vectors, m.ids, partial_root,
+        query_batch_size, m.retrieval_is_cosine, partial_key=workflow_partial_key(inputs, job_slice), shared=True,
+    )  # fmt: skip
+    return {**mine_shard(run, query_batch_size, shard, n_shards), "device": m.device, "query_dtype": m.dtype}
+
+
+def workflow_partial_key(inputs: Mapping[str, str], job_slice: Mapping) -> dict:
+    """What keys the workflow's mining partial folder besides the settings: the inputs' signatures
+    (:func:`ftstudy.mining_io.file_signature`) and the job's config slice."""
+    return {"inputs": {k: file_signature(v) for k, v in inputs.items()}, "params": dict(job_slice)}
+
+
 def mine_for_workflow(
     inputs: Mapping[str, str],
     out_parquet: str | os.PathLike,
@@ -310,7 +406,7 @@ def mine_for_workflow(
         partial_root,
         query_batch_size,
         retrieval_is_cosine=cosine,
-        partial_key={"inputs": {k: file_signature(v) for k, v in inputs.items()}, "params": job_slice},
+        partial_key=workflow_partial_key(inputs, job_slice),
         out_candidates=out_candidates,
         provenance={
             "config_hash": config_hash(job_slice),

@@ -160,6 +160,15 @@ def _row_cosines(corpus_vectors: np.ndarray, rows: np.ndarray, q: np.ndarray) ->
     return np.einsum("ij,ij->i", vec, q).astype(np.float32)
 
 
+def _piece_paths(folder: Path, b: int) -> tuple[Path, Path]:
+    return folder / f"batch_{b:06d}.npz", folder / f"cands_{b:06d}.npz"
+
+
+def batch_done(folder: str | os.PathLike, b: int) -> bool:
+    """Whether batch ``b``'s two pieces are in ``folder``."""
+    return all(p.exists() for p in _piece_paths(Path(folder), b))
+
+
 def mine_batches(
     miner: BatchMiner,
     qids: np.ndarray,
@@ -167,21 +176,25 @@ def mine_batches(
     folder: str | os.PathLike,
     batch_size: int,
     progress: bool = True,
+    batches: range | None = None,
 ) -> Iterator[tuple[BatchResult, QueryCandidates]]:
     """Mine ``qids`` (ascending) ``batch_size`` at a time; yield each batch's (result, candidate lists).
 
     ``query_text(qids) -> texts``. Each finished batch is saved in ``folder`` (from
     :func:`ftstudy.partial.open_partial`, stamped with ``batch_size``) and loaded from there on a rerun instead
-    of being mined again.
+    of being mined again (or when a shard job mined it). ``batches``: only these batch indices (a shard's
+    block, :func:`ftstudy.shards.shard_range`); default all ``ceil(len(qids) / batch_size)``.
     """
     from tqdm.auto import tqdm
 
     miner.settings.validate()
     folder = Path(folder)
     n_batches = (qids.size + batch_size - 1) // batch_size
-    bar = tqdm(total=int(qids.size), desc="mining", unit="q", disable=not progress, mininterval=10)
-    for b in range(n_batches):
-        path, cands_path = folder / f"batch_{b:06d}.npz", folder / f"cands_{b:06d}.npz"
+    batches = range(n_batches) if batches is None else batches
+    total = sum(qids[b * batch_size : (b + 1) * batch_size].size for b in batches)
+    bar = tqdm(total=int(total), desc="mining", unit="q", disable=not progress, mininterval=10)
+    for b in batches:
+        path, cands_path = _piece_paths(folder, b)
         batch = qids[b * batch_size : (b + 1) * batch_size]
         if path.exists() and cands_path.exists():
             res, cands = BatchResult.load(path), QueryCandidates.load(cands_path)

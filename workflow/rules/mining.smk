@@ -23,11 +23,8 @@ MINING_SLICE = {
 
 rule mine_hard_negatives:
     input:
-        queries="results/data/queries.train.parquet",
-        qrels="results/data/qrels.train.parquet",
-        collection=collection_parquet("main"),
-        model=model_dir("base"),
-        embeddings="results/embeddings/base/main",
+        # the same files for every mining.shards; a sharded build waits for its shards (shards.smk)
+        unpack(mining_inputs),
     output:
         triplets="results/triplets/hard.parquet",
         stats="results/triplets/hard_stats.json",
@@ -46,6 +43,49 @@ rule mine_hard_negatives:
         partial_root="results/.partial/mine_hard_negatives",
     script:
         "../scripts/mine_hard_negatives.py"
+
+
+# One of mining.shards jobs: its block of query batches into mine_hard_negatives's partial folder (the same key:
+# same inputs, slice and query_batch_size), with the same GPU resources. Its record is temp().
+rule mine_hard_negatives_shard:
+    input:
+        unpack(mining_shard_inputs),
+    output:
+        temp(
+            f"results/.partial/mine_hard_negatives/shards/{{shard}}-of-{MINING_SHARDS}.json"
+        ),
+    log:
+        "logs/mine_hard_negatives_shard/{shard}.log",
+    benchmark:
+        "benchmarks/mine_hard_negatives_shard/{shard}.tsv"
+    wildcard_constraints:
+        shard=r"\d+",
+    conda:
+        "../../envs/ml.yaml"
+    threads: 2
+    resources:
+        **gpu_resources(mem_mb=24000, runtime=shard_runtime(240, MINING_SHARDS)),
+    params:
+        slice=MINING_SLICE,
+        partial_root=mining_partial_root,
+        n_shards=MINING_SHARDS,
+    script:
+        "../scripts/mine_shard.py"
+
+
+# Every mining shard done: mine_hard_negatives (which waits for this checkpoint) assembles the batches.
+checkpoint gather_mining_shards:
+    input:
+        mining_shard_outputs,
+    output:
+        "results/.partial/mine_hard_negatives/shards.json",
+    log:
+        "logs/gather_mining_shards/main.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/gather_shards.py"
 
 
 FILTERED_SETS = MINED_SETS[1:]  # mining.filtered_sets, in config order

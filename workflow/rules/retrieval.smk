@@ -2,13 +2,18 @@
 # retrieve the top retrieval.k passages of each eval set's queries (src/ftstudy/encode.py, index.py, search.py).
 # Every embedding is L2-normalised: retrieval ranks by cosine similarity for every model, whatever its loss.
 
+# encoding.shards > 1 splits an encoding into shard jobs and a gather checkpoint (input functions: shards.smk).
+
+
+include: "shards.smk"
+
+
 CORPUS_RE = _alternation(CORPORA)
 
 
 rule encode_corpus:
     input:
-        model=model_of,
-        collection=collection_of,
+        unpack(encode_inputs),
     output:
         directory("results/embeddings/{model}/{corpus}"),
     log:
@@ -28,6 +33,56 @@ rule encode_corpus:
         partial_root="results/.partial/encode_corpus/{model}/{corpus}",
     script:
         "../scripts/encode_corpus.py"
+
+
+# One of encoding.shards jobs: its block of chunks into encode_corpus's partial folder (the same key), with the
+# same GPU resources as encode_corpus. Its record is temp(): the gather checkpoint reads it, then it is deleted.
+rule encode_corpus_shard:
+    input:
+        model=model_of,
+        collection=collection_of,
+    output:
+        temp(
+            f"results/.partial/encode_corpus/{{model}}/{{corpus}}/shards/{{shard}}-of-{ENCODE_SHARDS}.json"
+        ),
+    log:
+        "logs/encode_corpus_shard/{model}/{corpus}/{shard}.log",
+    benchmark:
+        "benchmarks/encode_corpus_shard/{model}/{corpus}/{shard}.tsv"
+    wildcard_constraints:
+        model=DENSE_RE,
+        corpus=CORPUS_RE,
+        shard=r"\d+",
+    conda:
+        "../../envs/ml.yaml"
+    threads: 8
+    resources:
+        **gpu_resources(mem_mb=24000, runtime=shard_runtime(360, ENCODE_SHARDS)),
+    params:
+        encoding=ftconfig.encoding_slice(config),
+        partial_root=encode_partial_root,
+        n_shards=ENCODE_SHARDS,
+    script:
+        "../scripts/encode_corpus_shard.py"
+
+
+# Every shard of one encoding done: encode_corpus (which waits for this checkpoint) assembles the chunks. Its
+# record lies in the partial folder, which encode_corpus deletes on success.
+checkpoint gather_encode_shards:
+    input:
+        encode_shard_outputs,
+    output:
+        "results/.partial/encode_corpus/{model}/{corpus}/shards.json",
+    log:
+        "logs/gather_encode_shards/{model}/{corpus}.log",
+    wildcard_constraints:
+        model=DENSE_RE,
+        corpus=CORPUS_RE,
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    script:
+        "../scripts/gather_shards.py"
 
 
 rule build_index:
