@@ -299,8 +299,9 @@ def test_missing_or_corrupt_index_names_the_path(tmp_path):
 def test_resources_follow_the_sizes(tmp_path):
     from ftstudy.bm25 import index_collection, index_resources, index_size_mb, search_mem_mb, search_runtime_min
 
-    small, big = index_resources(1_000.0), index_resources(100_000.0)
-    assert big["mem_mb"] == pytest.approx(100 * small["mem_mb"], rel=0.01) and big["disk_mb"] > small["disk_mb"]
+    small, big = index_resources(1_000.0), index_resources(2_000.0)
+    assert big["mem_mb"] - small["mem_mb"] == pytest.approx(small["mem_mb"] - index_resources(0.0)["mem_mb"], rel=0.01)
+    assert big["disk_mb"] == pytest.approx(2 * small["disk_mb"], rel=0.01) and big["runtime"] > small["runtime"]
     _collection_parquet(tmp_path / "c.parquet", CORPUS)
     index_collection(tmp_path / "c.parquet", tmp_path / "idx", {"k1": 0.9, "b": 0.4, "stemmer": "porter",
                                                                 "stopwords": "en"})  # fmt: skip

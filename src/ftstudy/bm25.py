@@ -413,12 +413,16 @@ def _check_index(path: Path, retriever, pids: np.ndarray, meta: dict) -> None:
 
 
 # ---- resources of the BM25 rules (measured by bench/bench_bm25_index.py; docs/timing.md) -------------------------
-# Indexing, per MB of the collection parquet: peak RSS, minutes on one busy core, and disk of the index folder.
+# Indexing, per MB of the collection parquet (on top of INDEX_MEM_BASE_MB): peak RSS grew 5.3 MB per parquet MB
+# between 100k and 400k generated passages (the base, ~500 MB, is one 100k-passage batch's token lists and the
+# imports); minutes on one busy core (measured 0.0058, x3.4 margin); disk of the index folder (measured 1.40).
+INDEX_MEM_BASE_MB = 1000
 INDEX_MEM_PER_MB = 6.0
-INDEX_MIN_PER_MB = 0.05
+INDEX_MIN_PER_MB = 0.02
 INDEX_DISK_PER_MB = 3.0
-# Search over a memory-mapped index: seconds per query per million passages on one busy core.
-SEARCH_S_PER_QUERY_PER_MPASSAGE = 0.05
+# Search over a memory-mapped index: seconds per query (top 1000) per million passages on one busy core (measured
+# 0.019-0.080 on a loaded machine; the larger is used).
+SEARCH_S_PER_QUERY_PER_MPASSAGE = 0.08
 
 
 def index_size_mb(path: str | os.PathLike) -> float:
@@ -437,12 +441,12 @@ def _index_docs(path: str | os.PathLike) -> int:
 
 def search_mem_mb(path: str | os.PathLike, threads: int) -> int:
     """``mem_mb`` of a job that searches the index folder ``path`` with ``threads`` threads: every page of the
-    memory-mapped index may become resident, plus the vocabulary (about its JSON's size again, as a dict) and a
-    float32 score per passage for each thread, twice over, plus 1 GB for Python and the queries."""
+    memory-mapped index may become resident, plus the vocabulary (a dict of ~8x its JSON's size) and a float32
+    score per passage for each thread, twice over, plus 1 GB for Python, the queries and their results."""
     p = Path(path)
     vocab = (p / "vocab.index.json").stat().st_size / 1e6 if (p / "vocab.index.json").is_file() else 0.0
     scores = 2 * max(1, int(threads)) * _index_docs(path) * 4 / 1e6
-    return int(np.ceil(1000 + index_size_mb(path) + 2 * vocab + scores))
+    return int(np.ceil(1000 + index_size_mb(path) + 8 * vocab + scores))
 
 
 def search_runtime_min(path: str | os.PathLike, n_queries: int | str | os.PathLike) -> int:
@@ -460,7 +464,7 @@ def index_resources(collection_mb: float) -> dict:
     """``mem_mb``, ``runtime`` (minutes) and ``disk_mb`` of rule bm25_index for a collection parquet of
     ``collection_mb`` MB (the measured factors above, with floors for tiny corpora)."""
     return {
-        "mem_mb": max(1000, int(INDEX_MEM_PER_MB * collection_mb)),
+        "mem_mb": int(INDEX_MEM_BASE_MB + INDEX_MEM_PER_MB * collection_mb),
         "runtime": max(10, int(INDEX_MIN_PER_MB * collection_mb) + 1),
         "disk_mb": max(100, int(INDEX_DISK_PER_MB * collection_mb)),
     }
