@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import json
 
@@ -28,8 +30,14 @@ BASE_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 FULL = CollectionFacts(n_passages=8_841_823, sha256="ab" * 32)
 
 
+@functools.cache
+def _load_refs(path: str) -> dict:
+    return load_config(path)["expected_values"]
+
+
 def _refs(repo):
-    return load_config(repo / "config" / "msmarco.yaml")["expected_values"]
+    """config/msmarco.yaml's expected_values (validated once per session: schema validation takes seconds)."""
+    return copy.deepcopy(_load_refs(str(repo / "config" / "msmarco.yaml")))
 
 
 def test_msmarco_holds_the_published_references(repo):
