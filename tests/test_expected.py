@@ -140,3 +140,9 @@ def test_table_one_carries_the_marks(tmp_path, repo):
     assert "mark_MRR@10" in md and "matching" in md and "expected_source" not in md.splitlines()[0]
     without = mrr_table(files, trained, {})
     assert not [c for c in without.columns if c.startswith(("mark_", "expected_"))]
+
+
+def test_the_marker_is_the_scale_generators_own_manifest():
+    from ftstudy import scale_dataset
+
+    assert GENERATED_MANIFEST == scale_dataset.MANIFEST
