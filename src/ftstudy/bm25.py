@@ -40,6 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ftstudy.bm25_resources import (  # noqa: F401 - the rules' resources, re-exported
+    INDEX_META,
+    index_resources,
+    index_size_mb,
+    search_mem_mb,
+    search_runtime_min,
+)
+
 LOG = logging.getLogger(__name__)
 
 STOPWORDS = "en"  # bm25s' 33-word Lucene EnglishAnalyzer list
@@ -59,7 +67,6 @@ BM25S_FILES = (
     "indptr.csc.index.npy",
 )
 INDEX_PIDS = "pids.npy"
-INDEX_META = "ftstudy_bm25.json"
 INDEX_FORMAT = 1
 
 
@@ -410,64 +417,6 @@ def _check_index(path: Path, retriever, pids: np.ndarray, meta: dict) -> None:
         bad.append(f"vocabulary of {len(retriever.vocab_dict)} entries, n_terms {n_terms}")
     if bad:
         raise _index_error(path, "inconsistent files: " + "; ".join(bad))
-
-
-# ---- resources of the BM25 rules (measured by bench/bench_bm25_index.py; docs/timing.md) -------------------------
-# Indexing, per MB of the collection parquet (on top of INDEX_MEM_BASE_MB): peak RSS grew 5.3 MB per parquet MB
-# between 100k and 400k generated passages (the base, ~500 MB, is one 100k-passage batch's token lists and the
-# imports); minutes on one busy core (measured 0.0058, x3.4 margin); disk of the index folder (measured 1.40).
-INDEX_MEM_BASE_MB = 1000
-INDEX_MEM_PER_MB = 6.0
-INDEX_MIN_PER_MB = 0.02
-INDEX_DISK_PER_MB = 3.0
-# Search over a memory-mapped index: seconds per query (top 1000) per million passages on one busy core (measured
-# 0.019-0.080 on a loaded machine; the larger is used).
-SEARCH_S_PER_QUERY_PER_MPASSAGE = 0.08
-
-
-def index_size_mb(path: str | os.PathLike) -> float:
-    """Total size in MB of the files in the folder ``path`` (0 if it does not exist yet)."""
-    p = Path(path)
-    return sum(f.stat().st_size for f in p.iterdir() if f.is_file()) / 1e6 if p.is_dir() else 0.0
-
-
-def _index_docs(path: str | os.PathLike) -> int:
-    """Passages in the index folder ``path`` (from its metadata; 0 if it is not there yet)."""
-    try:
-        return int(json.loads((Path(path) / INDEX_META).read_text(encoding="utf-8"))["n_docs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def search_mem_mb(path: str | os.PathLike, threads: int) -> int:
-    """``mem_mb`` of a job that searches the index folder ``path`` with ``threads`` threads: every page of the
-    memory-mapped index may become resident, plus the vocabulary (a dict of ~8x its JSON's size) and a float32
-    score per passage for each thread, twice over, plus 1 GB for Python, the queries and their results."""
-    p = Path(path)
-    vocab = (p / "vocab.index.json").stat().st_size / 1e6 if (p / "vocab.index.json").is_file() else 0.0
-    scores = 2 * max(1, int(threads)) * _index_docs(path) * 4 / 1e6
-    return int(np.ceil(1000 + index_size_mb(path) + 8 * vocab + scores))
-
-
-def search_runtime_min(path: str | os.PathLike, n_queries: int | str | os.PathLike) -> int:
-    """``runtime`` (minutes) of ``n_queries`` searches (a count, or a queries parquet whose rows are counted) in
-    the index folder ``path`` on one core, with a 2x margin and at least 10 minutes."""
-    if not isinstance(n_queries, int):
-        import pyarrow.parquet as pq
-
-        n_queries = pq.ParquetFile(n_queries).metadata.num_rows if Path(n_queries).is_file() else 0
-    seconds = SEARCH_S_PER_QUERY_PER_MPASSAGE * n_queries * _index_docs(path) / 1e6
-    return max(10, int(2 * seconds / 60) + 1)
-
-
-def index_resources(collection_mb: float) -> dict:
-    """``mem_mb``, ``runtime`` (minutes) and ``disk_mb`` of rule bm25_index for a collection parquet of
-    ``collection_mb`` MB (the measured factors above, with floors for tiny corpora)."""
-    return {
-        "mem_mb": int(INDEX_MEM_BASE_MB + INDEX_MEM_PER_MB * collection_mb),
-        "runtime": max(10, int(INDEX_MIN_PER_MB * collection_mb) + 1),
-        "disk_mb": max(100, int(INDEX_DISK_PER_MB * collection_mb)),
-    }
 
 
 def bm25_search(

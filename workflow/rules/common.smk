@@ -11,7 +11,7 @@ min_version("9.0")
 
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from ftstudy import bm25 as ftbm25  # noqa: E402
+from ftstudy import bm25_resources as ftbm25  # noqa: E402
 from ftstudy import config as ftconfig  # noqa: E402
 from ftstudy.provenance import config_hash  # noqa: E402
 

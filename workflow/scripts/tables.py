@@ -28,15 +28,21 @@ for (model, _), path in metrics.items():
 significance = pd.read_csv(smk.input.significance)
 trained = smk.params.trained
 # What each result was measured in, for the expected-value marks: weights, BM25 settings, collection.
-facts = {e: collection_facts(p) for e, p in zip(smk.params.eval_sets, smk.input.collections, strict=True)}
-settings = {
-    (model, eval_set): Setting(
-        collection=facts[eval_set],
-        model_sha256=(read_json(path).get("provenance") or {}).get("model_sha256"),
-        bm25=dict(smk.params.bm25) if model == "bm25" else None,
-    )
-    for (model, eval_set), path in metrics.items()
-}
+# (The rule gives the collections only where the config lists references: no references, no marks.)
+collections = list(smk.input.collections)
+facts = dict(zip(smk.params.eval_sets, map(collection_facts, collections), strict=True)) if collections else {}
+settings = (
+    {}
+    if not facts
+    else {
+        (model, eval_set): Setting(
+            collection=facts[eval_set],
+            model_sha256=(read_json(path).get("provenance") or {}).get("model_sha256"),
+            bm25=dict(smk.params.bm25) if model == "bm25" else None,
+        )
+        for (model, eval_set), path in metrics.items()
+    }
+)
 mrr = mrr_table(metrics, trained, info, significance, expected_values=smk.params.expected_values, settings=settings)
 write_table(mrr, smk.output.mrr_csv, smk.output.mrr_md)
 write_table(inference_table(timing, trained, info), smk.output.inference_csv, smk.output.inference_md)
