@@ -20,11 +20,12 @@ metrics = {tuple(k): p for k, p in zip(smk.params.metric_keys, smk.input.metrics
 timing = {tuple(k): p for k, p in zip(smk.params.timing_keys, smk.input.timing, strict=True)}
 summaries = dict(zip(smk.params.trained_models, smk.input.summaries, strict=True))
 info = {m: dict(v) for m, v in smk.params.info.items()}
-# The model hash of each row: the weights' sha256 that evaluate recorded in the metrics provenance.
-for (model, _), path in metrics.items():
-    prov = read_json(path).get("provenance") or {}
-    if prov.get("model_sha256") and not info.setdefault(model, {}).get("model_hash"):
-        info[model]["model_hash"] = prov["model_sha256"]
+# The weights' sha256 that evaluate recorded in each metrics file's provenance: the row's model hash, and what the
+# expected-value marks compare with the reference's.
+weights_sha = {key: (read_json(path).get("provenance") or {}).get("model_sha256") for key, path in metrics.items()}
+for (model, _), sha in weights_sha.items():
+    if sha and not info.setdefault(model, {}).get("model_hash"):
+        info[model]["model_hash"] = sha
 significance = pd.read_csv(smk.input.significance)
 trained = smk.params.trained
 # What each result was measured in, for the expected-value marks: weights, BM25 settings, collection.
@@ -37,10 +38,10 @@ settings = (
     else {
         (model, eval_set): Setting(
             collection=facts[eval_set],
-            model_sha256=(read_json(path).get("provenance") or {}).get("model_sha256"),
+            model_sha256=sha,
             bm25=dict(smk.params.bm25) if model == "bm25" else None,
         )
-        for (model, eval_set), path in metrics.items()
+        for (model, eval_set), sha in weights_sha.items()
     }
 )
 mrr = mrr_table(metrics, trained, info, significance, expected_values=smk.params.expected_values, settings=settings)
