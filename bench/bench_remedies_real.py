@@ -39,6 +39,11 @@ mining: {{max_queries: null}}
 training: {{max_seq_length: 128}}
 retrieval: {{k: 1000}}
 timing: {{n_queries: 270}}
+# the embedded default halves the remedies' triplets to keep make run short; here they train on all (as measured)
+variants:
+  full_hard_mnrl: {{training: {{train_fraction: 1.0}}}}
+  lora_perc: {{training: {{train_fraction: 1.0}}}}
+  full_random_l2sp: {{training: {{train_fraction: 1.0}}}}
 """
 
 
