@@ -59,13 +59,17 @@ def test_corpus_encoding_resumes_from_last_chunk(base_model, passages, tmp_path)
     with pytest.raises(Kill):
         encode_corpus(base_model, texts, ids, out, partial, on_chunk=kill_after_second, **kw)
     assert not out.exists()  # no half-written output
-    assert sorted(p.name for p in partial.glob("chunk_*.npy")) == ["chunk_000000.npy", "chunk_000001.npy"]
+    # the finished chunks are in the rows of the one file that becomes the output: no chunk files, no copy
+    assert sorted(p.name for p in partial.iterdir()) == ["block_000000.done", "block_000001.done", "key.json",
+                                                         "vectors.npy"]  # fmt: skip
+    inode = (partial / "vectors.npy").stat().st_ino
 
     calls = []
     meta = encode_corpus(base_model, texts, ids, out, partial, on_chunk=lambda i, n: calls.append(i), **kw)
     assert calls == [2, 3]  # only the remaining chunks are encoded
     assert meta["chunks_reused"] == 2 and meta["chunks_encoded"] == 2
     assert not partial.exists()  # partial state deleted on success
+    assert (out / "vectors.npy").stat().st_ino == inode  # moved into the output, not copied
     vec, got_ids, meta_file = load_embeddings(out)
     assert vec.dtype == np.float32 and vec.shape == (20, 384) and isinstance(vec, np.memmap)  # float32 by default
     np.testing.assert_array_equal(got_ids, ids)

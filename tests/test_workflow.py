@@ -56,6 +56,20 @@ def test_dry_run_of_the_embedded_default(tmp_path):
     assert any(k.startswith("figure") for k in jobs)
 
 
+def test_only_an_approximate_index_gets_a_faiss_file(tmp_path):
+    """Exact (flat) search reads the stored vectors, so the default DAG builds no index (a flat .faiss would hold
+    every vector a second time); IVF gets one build_index job per encoding, and retrieve reads it."""
+    wd = make_workdir(tmp_path)
+    flat = _jobs(snakemake(wd, "-n", "--cores", "2").stdout)
+    assert "build_index" not in flat and flat["encode_corpus"] > 0
+    ivf = tmp_path / "ivf.yaml"
+    ivf.write_text("retrieval: {index: {type: ivf, nlist: 16}}\n")
+    out = snakemake(wd, "-n", "--cores", "2", "--configfile", "config/config.yaml", str(ivf)).stdout
+    assert _jobs(out)["build_index"] == flat["encode_corpus"]
+    retrieve = [b for b in re.split(r"\n(?=rule \w+:)", out) if b.startswith("rule retrieve:")]
+    assert retrieve and all(re.search(r"input: .*results/index/\w+/\w+\.faiss", b) for b in retrieve)
+
+
 def test_dry_run_of_the_full_scale_config_needs_no_data(tmp_path):
     out = snakemake(make_workdir(tmp_path), "-n", "--cores", "2", "--configfile", "config/msmarco.yaml").stdout
     jobs = _jobs(out)

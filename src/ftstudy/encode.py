@@ -4,9 +4,10 @@ Output is always L2-normalised, so inner product equals cosine similarity whatev
 
 - :func:`encode_texts` encodes a list of texts in memory (queries, small corpora): float32 (n, d).
 - :func:`encode_corpus` encodes a whole collection in resumable chunks and writes the contract's embedding folder
-  (``vectors.npy`` float32 (n, d) by default, float16 with ``store_dtype``; ``ids.npy`` int64; ``meta.json``). A
-  killed job restarts from its last finished chunk: chunk files live in a caller-given partial folder
-  (``results/.partial/...``, :mod:`ftstudy.partial`) and are deleted on success.
+  (``vectors.npy`` float32 (n, d) by default, float16 with ``store_dtype``; ``ids.npy`` int64; ``meta.json``). Each
+  chunk goes straight into its rows of the final ``vectors.npy``, which is built in a caller-given partial folder
+  (``results/.partial/...``, :mod:`ftstudy.partial`, :mod:`ftstudy.row_file`) and moved into the output on
+  success: the vectors are never on disk twice. A killed job restarts from its last finished chunk.
 - :func:`encode_shard` encodes one shard's block of those chunks into the same folder (``encoding.shards``
   jobs, :mod:`ftstudy.shards`); :func:`encode_corpus` then reuses them and writes the same bytes.
 - :func:`partial_key` is the key of that folder: what changes a vector (settings, compute precision, weights,
@@ -21,6 +22,7 @@ measurement behind it; reduced-precision encoding takes the sorted (autocast) pa
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftstudy.atomic import atomic_dir, atomic_path
+from ftstudy.atomic import atomic_dir
 
 LOG = logging.getLogger(__name__)
 DTYPES = ("auto", "fp32", "bf16", "fp16")
@@ -160,10 +162,6 @@ def encode_texts_dtype(
     return out
 
 
-def _chunk_path(partial_dir: Path, i: int) -> Path:
-    return partial_dir / f"chunk_{i:06d}.npy"
-
-
 def _chunk_bounds(i: int, chunk_size: int, n: int) -> tuple[int, int]:
     return i * chunk_size, min(n, (i + 1) * chunk_size)
 
@@ -171,23 +169,27 @@ def _chunk_bounds(i: int, chunk_size: int, n: int) -> tuple[int, int]:
 def _encode_missing_chunks(
     model, texts, partial: Path, layout: dict, encode_kw: dict, on_chunk, show_progress, chunks=None
 ):
-    """Encode and save (atomically, in ``layout['store_dtype']``) every chunk of ``chunks`` (default: all) not yet
-    in ``partial``; returns the indices encoded now."""
+    """Encode every chunk of ``chunks`` (default: all) not yet marked done in ``partial`` straight into its rows of
+    ``partial/vectors.npy`` (:mod:`ftstudy.row_file`, in ``layout['store_dtype']``); returns the indices encoded
+    now."""
+    from ftstudy.row_file import done_blocks, mark_done, open_row_file, write_rows
+
     n, chunk_size, n_chunks = layout["n"], layout["chunk_size"], layout["n_chunks"]
     chunks = range(n_chunks) if chunks is None else chunks
-    done_before = [i for i in chunks if _chunk_path(partial, i).exists()]
+    path = open_row_file(partial, (n, layout["dim"]), layout["store_dtype"])
+    done = done_blocks(partial)
+    done_before = [i for i in chunks if i in done]
     if done_before:
         LOG.info("resuming: %d of %d chunks already encoded in %s", len(done_before), len(chunks), partial)
     encoded_now = []
     for i in chunks:
-        path = _chunk_path(partial, i)
-        if path.exists():
+        if i in done:
             continue
         lo, hi = _chunk_bounds(i, chunk_size, n)
         desc = f"chunk {i + 1}/{n_chunks}"
         vec = encode_texts_dtype(model, texts[lo:hi], show_progress=show_progress, desc=desc, **encode_kw)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, vec.astype(layout["store_dtype"]))
+        write_rows(path, lo, vec)
+        mark_done(partial, i)
         encoded_now.append(i)
         LOG.info("chunk %d/%d encoded (%d passages)", i + 1, n_chunks, hi - lo)
         if on_chunk is not None:
@@ -196,17 +198,22 @@ def _encode_missing_chunks(
 
 
 def _write_embedding_dir(out_dir, partial: Path, ids: np.ndarray, layout: dict, info: dict) -> None:
-    """Concatenate the chunk files into ``out_dir`` (vectors.npy, ids.npy, meta.json), atomically."""
-    n, dim, chunk_size = layout["n"], layout["dim"], layout["chunk_size"]
+    """Move ``partial/vectors.npy`` (every chunk written) into ``out_dir`` with ids.npy and meta.json, atomically:
+    a rename, not a copy, so the vectors are on disk once."""
+    from ftstudy.row_file import FILE, done_blocks
+
+    missing = sorted(set(range(layout["n_chunks"])) - done_blocks(partial))
+    if missing:
+        raise RuntimeError(f"{partial}: chunks {missing[:5]} ... not encoded ({len(missing)} missing)")
     with atomic_dir(out_dir) as tmp:
-        vec = np.lib.format.open_memmap(tmp / "vectors.npy", mode="w+", dtype=layout["store_dtype"], shape=(n, dim))
-        for i in range(layout["n_chunks"]):
-            lo, hi = _chunk_bounds(i, chunk_size, n)
-            vec[lo:hi] = np.load(_chunk_path(partial, i))
-        vec.flush()
-        del vec
         np.save(tmp / "ids.npy", ids)
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True, default=str) + "\n")
+        try:  # last: a kill before this leaves the partial state whole
+            os.replace(partial / FILE, tmp / FILE)
+        except OSError as exc:  # results/.partial on another file system than the output: a copy, then delete
+            if exc.errno != errno.EXDEV:
+                raise
+            shutil.move(partial / FILE, tmp / FILE)
 
 
 def partial_key(encoding: dict, compute_dtype: str, model_dir, collection_path) -> tuple[dict, str]:
@@ -305,12 +312,14 @@ def encode_corpus(
     """Encode a collection in resumable chunks and write ``out_dir`` (vectors.npy, ids.npy, meta.json).
 
     texts: n passages; ids: n int64 pids (same order). Chunk ``i`` covers rows ``[i*chunk_size, (i+1)*chunk_size)``
-    and is saved atomically, in ``store_dtype`` (float32 or float16), as ``partial_dir/chunk_{i}.npy``; chunks
-    already there are reused (when the folder's stamp, :func:`ftstudy.partial.open_partial`, matches this layout),
-    so a rerun after a kill encodes only the missing ones. ``partial_dir`` must be keyed by everything that changes
-    the vectors (model weights, encoding settings, collection): the caller's job (see the encode_corpus script).
-    ``on_chunk(i, n_chunks)`` is called after each newly encoded chunk is saved (progress hooks; tests raise
-    from it to simulate a kill). On success ``out_dir`` appears atomically and ``partial_dir`` is deleted.
+    and is written, in ``store_dtype`` (float32 or float16), into those rows of ``partial_dir/vectors.npy``, then
+    marked done; chunks marked done are reused (when the folder's stamp, :func:`ftstudy.partial.open_partial`,
+    matches this layout), so a rerun after a kill encodes only the missing ones. ``partial_dir`` must be keyed by
+    everything that changes the vectors (model weights, encoding settings, collection): the caller's job (see the
+    encode_corpus script).
+    ``on_chunk(i, n_chunks)`` is called after each newly encoded chunk is written (progress hooks; tests raise
+    from it to simulate a kill). On success the vectors file is renamed into ``out_dir``, which appears
+    atomically, and ``partial_dir`` is deleted.
 
     Returns the meta dict written to meta.json (adds n, dim, dtype, chunks encoded now / reused, seconds).
     """

@@ -266,13 +266,22 @@ def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[s
     return "faiss", ("cuda" if gpu and faiss_gpu_available() else "cpu")
 
 
-def _faiss_flat(corpus: np.ndarray, chunk: int = 1_000_000):
+def _faiss_exhaustive(queries: np.ndarray, corpus: np.ndarray, k: int, device: str, chunk: int = 1_000_000):
+    """Exact top-``k`` by inner product over ``corpus`` read ``chunk`` rows at a time (faiss's own
+    ``knn_ground_truth``: one flat block and a result heap), so a memory-mapped corpus is never copied whole:
+    the working set is one block of float32 rows (1.5 GB at 1M x 384) beside the mapped pages. Returns (scores
+    (nq, k'), rows (nq, k')), k' = min(k, n)."""
     import faiss
+    from faiss.contrib.exhaustive_search import knn_ground_truth
 
-    index = faiss.IndexFlatIP(corpus.shape[1])
-    for s in range(0, corpus.shape[0], chunk):
-        index.add(np.ascontiguousarray(corpus[s : s + chunk], dtype=np.float32))
-    return index
+    n = corpus.shape[0]
+    blocks = (np.ascontiguousarray(corpus[s : s + chunk], dtype=np.float32) for s in range(0, n, chunk))
+    if faiss.cvar.distance_compute_blas_database_bs < FAISS_DATABASE_BS:
+        faiss.cvar.distance_compute_blas_database_bs = FAISS_DATABASE_BS
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    ngpu = -1 if device.startswith("cuda") else 0
+    scores, rows = knn_ground_truth(q, blocks, min(k, n), metric_type=faiss.METRIC_INNER_PRODUCT, ngpu=ngpu)
+    return scores, rows
 
 
 def _faiss_search(index, queries: np.ndarray, k: int, device: str, query_batch_size: int):
@@ -318,8 +327,9 @@ def search(
 
     queries: (nq, d); corpus: (n, d) stored vectors (a memory map works), or None when ``index`` is a faiss index
     over the same rows. backend: auto | faiss | torch (see :func:`resolve_backend`). torch is
-    :func:`exact_search`. faiss searches ``index`` if given (flat, IVF or HNSW) else an IndexFlatIP built from
-    ``corpus``, ``k + rescore_depth`` deep; where ``corpus`` is given its candidates are rescored exactly too. Ties
+    :func:`exact_search`. faiss searches ``index`` if given (flat, IVF or HNSW), else ``corpus`` itself in blocks
+    of ``corpus_chunk_size`` rows (:func:`_faiss_exhaustive`: no index file and no second copy of the vectors),
+    ``k + rescore_depth`` deep; where ``corpus`` is given its candidates are rescored exactly too. Ties
     break by score, then ``ids`` (pids; default the row). Returns (scores float32 (nq, k'), rows int64 (nq, k'))
     with k' = min(k, n); an approximate index (IVF/HNSW) may return fewer hits (rows -1).
     """
@@ -332,10 +342,13 @@ def search(
         return exact_search(
             queries, corpus, k, dev, query_batch_size, corpus_chunk_size, ids, rescore_depth, candidate_dtype
         )
+    depth = max(0, rescore_depth)
     if index is None:
-        index = _faiss_flat(corpus, corpus_chunk_size)
-    k_eff = min(k, index.ntotal)
-    scores, rows = _faiss_search(index, queries, k_eff + max(0, rescore_depth), dev, query_batch_size)
+        k_eff = min(k, corpus.shape[0])
+        scores, rows = _faiss_exhaustive(queries, corpus, k_eff + depth, dev, corpus_chunk_size)
+    else:
+        k_eff = min(k, index.ntotal)
+        scores, rows = _faiss_search(index, queries, k_eff + depth, dev, query_batch_size)
     if corpus is None:
         return scores[:, :k_eff], rows[:, :k_eff]
     import torch

@@ -145,7 +145,11 @@ def eval_embeddings_of(wildcards):
 
 
 def eval_index_of(wildcards):
-    """Index file that ``wildcards.eval_set`` is searched in, for ``wildcards.model``."""
+    """Index file that ``wildcards.eval_set`` is searched in, for ``wildcards.model``: IVF and HNSW only. A flat
+    (exact) index would hold the stored vectors a second time (13.6 GB per model at full scale), so exact search
+    reads results/embeddings/ itself and no .faiss file is built."""
+    if config["retrieval"]["index"]["type"] == "flat":
+        return []
     return f"results/index/{wildcards.model}/{eval_corpus(wildcards.eval_set)}.faiss"
 
 

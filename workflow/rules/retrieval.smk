@@ -1,5 +1,6 @@
-# retrieval stage: encode each corpus with each neural model (resumable chunks), build its faiss index, and
-# retrieve the top retrieval.k passages of each eval set's queries (src/ftstudy/encode.py, index.py, search.py).
+# retrieval stage: encode each corpus with each neural model (resumable chunks), build its faiss index where it is
+# approximate (IVF/HNSW; exact search reads the stored vectors), and retrieve the top retrieval.k passages of each
+# eval set's queries (src/ftstudy/encode.py, index.py, search.py).
 # Every embedding is L2-normalised: retrieval ranks by cosine similarity for every model, whatever its loss.
 
 # encoding.shards > 1 splits an encoding into shard jobs and a gather checkpoint (input functions: shards.smk).
@@ -85,6 +86,7 @@ checkpoint gather_encode_shards:
         "../scripts/gather_shards.py"
 
 
+# Only an approximate index (retrieval.index.type ivf or hnsw) is requested: see eval_index_of.
 rule build_index:
     input:
         embeddings="results/embeddings/{model}/{corpus}",

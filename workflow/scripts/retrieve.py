@@ -1,4 +1,6 @@
-"""Encode an eval set's queries with a neural model, search its corpus, write the TREC run (top retrieval.k)."""
+"""Encode an eval set's queries with a neural model, search its corpus, write the TREC run (top retrieval.k).
+
+Exact (flat) search reads the stored vectors, memory-mapped, in blocks; an IVF/HNSW index comes as a .faiss input."""
 
 import time
 
@@ -33,7 +35,7 @@ qv = encode_texts_dtype(model, queries["text"].tolist(), batch_size=enc_knobs["b
 t1 = time.perf_counter()
 vectors, ids, _ = load_embeddings(smk.input.embeddings)
 index = None
-if backend == "faiss":
+if backend == "faiss" and smk.input.get("index"):  # IVF/HNSW; exact (flat) search reads the stored vectors
     idx = ret["index"]
     index = read_index(smk.input.index, nprobe=idx.get("nprobe"), ef_search=idx.get("ef_search"))
     if index.ntotal != len(ids):
