@@ -13,6 +13,7 @@ steps and ``timing.n_queries`` queries timed. Stages (``--stage``, repeatable) a
 
 - ``data``: prepare (collection, train, eval sets) and ``sample_random_triplets``;
 - ``retrieval``: the base model's corpus encoding, index, retrieval of every eval set, and evaluation;
+- ``bm25_index``: the persisted BM25 index of the collection alone;
 - ``bm25``: the persisted BM25 index, BM25 retrieval and evaluation, BM25 timing;
 - ``mining``: ``mine_hard_negatives``;
 - ``training``: ``train_lora`` (lora_random) on the sampled triplets;
@@ -42,6 +43,7 @@ STAGES = {
     "data": ["results/data/collection.parquet", "results/data/queries.train.parquet",
              "results/data/qrels.train.parquet", "results/triplets/random.parquet"],
     "retrieval": ["results/metrics/base/{eval_set}.json"],
+    "bm25_index": ["results/index/bm25/main"],
     "bm25": ["results/metrics/bm25/{eval_set}.json", "results/timing/bm25.json"],
     "mining": ["results/triplets/hard.parquet"],
     "training": ["results/models/lora_random/train_summary.json"],
@@ -73,11 +75,14 @@ def prepare_workdir(args) -> Path:
         if not (wd / item).exists():
             (wd / item).symlink_to(ROOT / item)
     py = sys.executable
+    timings = {}
     if not (wd / "data" / "scale_manifest.json").is_file():
+        t0 = time.perf_counter()
         cmd = [py, str(ROOT / "bench" / "make_scale_data.py"), "--out", str(wd / "data"), "--seed", str(args.seed)]
         if args.scale != 1.0:
             cmd += ["--scale", str(args.scale)]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        timings["generate_data_s"] = round(time.perf_counter() - t0, 1)
     if not (wd / "standin" / "modules.json").is_file():
         cmd = [py, str(ROOT / "bench" / "make_scale_data.py"), "--standin", str(wd / "standin")]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -90,15 +95,17 @@ def prepare_workdir(args) -> Path:
             timing_queries=args.timing_queries,
         )  # fmt: skip
     )
+    if timings:
+        (wd / "generation.json").write_text(json.dumps(timings))
     return wd
 
 
-def run_stage(wd: Path, stage: str, cores: str) -> float:
+def run_stage(wd: Path, stage: str, cores: str, cpu_profile: bool) -> float:
     """Run one stage's targets with snakemake in ``wd``; returns the wall seconds."""
     targets = [t.format(eval_set=e) for t in STAGES[stage] for e in (EVAL_SETS if "{eval_set}" in t else [""])]
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--cores", cores, "--resources", "gpu=1",
            "--configfile", "config/msmarco.yaml", "scale.yaml"]  # fmt: skip
-    if not _has_gpu():
+    if cpu_profile and not _has_gpu():
         cmd += ["--workflow-profile", "profiles/cpu"]
     cmd += ["--", *targets]  # after --: --configfile takes every word that follows it
     t0 = time.perf_counter()
@@ -187,15 +194,25 @@ def main() -> int:
     ap.add_argument("--max-steps", type=int, default=200)
     ap.add_argument("--timing-queries", type=int, default=1000)
     ap.add_argument("--cores", default="all")
+    ap.add_argument(
+        "--cpu-profile",
+        action="store_true",
+        help="use profiles/cpu where there is no GPU: model jobs side by side, one core each (off by "
+        "default: at full size each job is long, and one job on every core finishes first)",
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "src"))
     wd = prepare_workdir(args)
-    walls = {stage: run_stage(wd, stage, args.cores) for stage in (args.stage or ["all"])}
+    walls = {stage: run_stage(wd, stage, args.cores, args.cpu_profile) for stage in (args.stage or ["all"])}
+    gen = wd / "generation.json"
     df, disk = job_table(wd)
     df.to_csv(wd / "scale_table.csv", index=False)
     (wd / "scale_table.md").write_text(df.to_markdown(index=False, floatfmt=".1f") + "\n")
     print(df.to_markdown(index=False, floatfmt=".1f"))
-    print(json.dumps({"stage_wall_s": walls, "disk_bytes": disk, "checks": correctness(wd)}, indent=2))
+    summary = {"stage_wall_s": walls, "generation": json.loads(gen.read_text()) if gen.is_file() else None,
+               "disk_bytes": disk, "checks": correctness(wd)}  # fmt: skip
+    (wd / "scale_summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
     return 0
 
 
