@@ -127,3 +127,27 @@ def test_pipelined_encoder_matches_the_library(base_model, passages):
 def test_ids_length_mismatch_is_an_error(base_model, tmp_path):
     with pytest.raises(ValueError, match="ids has shape"):
         encode_corpus(base_model, ["a", "b"], np.array([1]), tmp_path / "o", tmp_path / "p")
+
+
+def test_each_text_is_tokenised_once_and_batches_equal_the_models_own_preprocessing(base_model, passages, monkeypatch):
+    """The sorted path pads each batch from one tokenisation of the texts; its vectors equal, bit for bit, batches
+    of the same texts (descending token length) run through ``model.preprocess`` and the model by hand."""
+    import torch
+
+    texts = passages.text.tolist()[:11]
+    batch = 4
+    lengths = [len(base_model.tokenizer(t, truncation=True, max_length=base_model.max_seq_length)["input_ids"])
+               for t in texts]  # fmt: skip
+    order = np.argsort(-np.array(lengths), kind="stable")
+    ref = np.empty((len(texts), 384), np.float32)
+    with torch.inference_mode():
+        for s in range(0, len(texts), batch):
+            idx = order[s : s + batch]
+            emb = base_model(base_model.preprocess([texts[i] for i in idx]))["sentence_embedding"].float()
+            ref[idx] = torch.nn.functional.normalize(emb, p=2, dim=1).numpy()
+    calls = []
+    real = type(base_model).preprocess
+    monkeypatch.setattr(type(base_model), "preprocess", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    got = encode_texts_dtype(base_model, texts, batch_size=batch, dtype="fp32", pipelined=False)
+    assert len(calls) == 1  # the first batch only, to check the padded features against the model's own
+    np.testing.assert_array_equal(got, ref)

@@ -77,14 +77,41 @@ def _model_device(model) -> str:
     return str(getattr(model, "device", "cpu"))
 
 
-def _token_lengths(model, texts: Sequence[str]) -> np.ndarray:
-    """Number of tokens of each text after truncation (fast tokenizer, no padding)."""
-    tok = getattr(model, "tokenizer", None)
-    max_len = getattr(model, "max_seq_length", None) or 512
-    if tok is None or not callable(tok):
-        return np.array([len(t) for t in texts], dtype=np.int64)
-    enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=max_len, padding=False)
-    return np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=len(texts))
+class _TokenizedOnce:
+    """The texts of one :func:`_encode_sorted` call tokenised once (fast tokenizer, truncated, no padding): their
+    lengths sort the batches, and each batch is padded from these ids (``tokenizer.pad``) instead of being
+    tokenised a second time by ``model.preprocess``. The first batch is checked against ``model.preprocess``: where
+    its tensors differ (a model whose preprocessing adds prompts or other modules), every batch goes through
+    ``model.preprocess`` as before. Without a callable tokenizer, lengths are character counts."""
+
+    def __init__(self, model, texts: Sequence[str]):
+        self.model, self.texts = model, texts
+        tok = getattr(model, "tokenizer", None)
+        self.enc, self.extra, self.checked = None, {}, False
+        if tok is not None and callable(tok) and hasattr(tok, "pad"):
+            max_len = getattr(model, "max_seq_length", None) or 512
+            self.enc = tok(list(texts), add_special_tokens=True, truncation=True, max_length=max_len, padding=False)
+            ids = self.enc["input_ids"]
+            self.lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(texts))
+        else:
+            self.lengths = np.array([len(t) for t in texts], dtype=np.int64)
+
+    def features(self, idx: np.ndarray) -> dict:
+        """The model's input features of the texts at positions ``idx`` (padded to the longest)."""
+        if self.enc is None:
+            return self.model.preprocess([self.texts[i] for i in idx])
+        padded = self.model.tokenizer.pad({k: [v[i] for i in idx] for k, v in self.enc.items()}, padding=True,
+                                          return_tensors="pt")  # fmt: skip
+        if not self.checked:
+            self.checked = True
+            ref = self.model.preprocess([self.texts[i] for i in idx])
+            tensors = {k for k, v in ref.items() if hasattr(v, "shape")}
+            if tensors != set(padded) or any(not bool((padded[k] == ref[k]).all()) for k in tensors):
+                LOG.info("batches are tokenised by model.preprocess (its features differ from the tokenizer's)")
+                self.enc = None
+                return ref
+            self.extra = {k: v for k, v in ref.items() if k not in tensors}
+        return {**padded, **self.extra}
 
 
 def _encode_sorted(
@@ -96,7 +123,8 @@ def _encode_sorted(
     out: np.ndarray,
     desc: str = "encode",
 ) -> None:
-    """Encode ``texts`` into ``out`` (shape (len(texts), d), any float dtype), rows L2-normalised."""
+    """Encode ``texts`` into ``out`` (shape (len(texts), d), any float dtype), rows L2-normalised. Batches of
+    ``batch_size`` texts in descending token length; each text is tokenised once (:class:`_TokenizedOnce`)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -106,7 +134,8 @@ def _encode_sorted(
     device = _model_device(model)
     dev_type = "cuda" if device.startswith("cuda") else "cpu"
     amp = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
-    order = np.argsort(-_token_lengths(model, texts), kind="stable")  # longest first: OOM shows up at once
+    tokenized = _TokenizedOnce(model, texts)
+    order = np.argsort(-tokenized.lengths, kind="stable")  # longest first: OOM shows up at once
     model.eval()
     with (
         torch.inference_mode(),
@@ -115,7 +144,7 @@ def _encode_sorted(
     ):
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
-            features = model.preprocess([texts[i] for i in idx])
+            features = tokenized.features(idx)
             features = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in features.items()}
             emb = model(features)["sentence_embedding"].float()
             emb = torch.nn.functional.normalize(emb, p=2, dim=1)
