@@ -108,7 +108,6 @@ def fetch(
                     unit_scale=True,
                     desc=dest.name,
                     file=sys.stderr,
-                    mininterval=5.0,
                     disable=not progress,
                 ) as bar,
             ):

@@ -140,7 +140,7 @@ def _encode_sorted(
     with (
         torch.inference_mode(),
         torch.autocast(device_type=dev_type, dtype=amp, enabled=amp is not None),
-        tqdm(total=n, desc=desc, unit="text", disable=not show_progress, mininterval=5.0, file=None) as bar,
+        tqdm(total=n, desc=desc, unit="text", disable=not show_progress) as bar,
     ):
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]

@@ -108,7 +108,7 @@ class PipelinedEncoder:
         stats = {"real": 0, "computed": 0}
         worker = threading.Thread(target=self._producer, args=(texts, q, stats), daemon=True)
         worker.start()
-        bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress, mininterval=5.0)
+        bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not show_progress)
         with torch.inference_mode(), bar:
             while (item := q.get()) is not None:
                 if isinstance(item, BaseException):

@@ -192,7 +192,7 @@ def mine_batches(
     n_batches = (qids.size + batch_size - 1) // batch_size
     batches = range(n_batches) if batches is None else batches
     total = sum(qids[b * batch_size : (b + 1) * batch_size].size for b in batches)
-    bar = tqdm(total=int(total), desc="mining", unit="q", disable=not progress, mininterval=10)
+    bar = tqdm(total=int(total), desc="mining", unit="q", disable=not progress)
     for b in batches:
         path, cands_path = _piece_paths(folder, b)
         batch = qids[b * batch_size : (b + 1) * batch_size]

@@ -43,7 +43,6 @@ def _progress(path: Path, desc: str | None, enabled: bool):
         desc=desc or path.name,
         disable=not enabled,
         file=sys.stderr,
-        mininterval=5.0,
     )
 
 

@@ -56,9 +56,13 @@ def setup(smk, name: str | None = None, preload: Sequence[str] = ()) -> logging.
     Returns a logger named after the rule. Threads: torch and BLAS use ``smk.threads``.
     """
     if smk.log:
+        from ftstudy.log_stream import LineLog
+
         log_path = Path(str(smk.log[0]))
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        sys.stderr = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        # progress bars as one line per update (no carriage returns), every 30 s unless a bar sets its own interval
+        sys.stderr = LineLog(open(log_path, "a", buffering=1, encoding="utf-8"))  # noqa: SIM115
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
