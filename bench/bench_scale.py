@@ -41,7 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LINKED = ("Snakefile", "workflow", "config", "src", "profiles", "envs")
 STAGES = {
     "data": ["results/data/collection.parquet", "results/data/queries.train.parquet",
-             "results/data/qrels.train.parquet", "results/triplets/random.parquet"],
+             "results/data/qrels.train.parquet", "results/triplets/random.parquet",
+             "results/data/eval/{eval_set}/qrels.parquet"],
     "retrieval": ["results/metrics/base/{eval_set}.json"],
     "bm25_index": ["results/index/bm25/main"],
     "bm25": ["results/metrics/bm25/{eval_set}.json", "results/timing/bm25.json"],
@@ -155,8 +156,11 @@ def correctness(wd: Path, n_queries: int = 100, k: int = 10) -> dict:
     emb = wd / "results" / "embeddings" / "base" / "main"
     run_path = wd / "results" / "runs" / "base" / "dev.trec"
     out: dict = {}
+    qrels_path = wd / "results" / "data" / "eval" / "dev" / "qrels.parquet"
+    if not qrels_path.is_file():
+        return out
     pids = pq.read_table(wd / "results" / "data" / "collection.parquet", columns=["pid"]).column("pid").to_numpy()
-    qrels = pd.read_parquet(wd / "results" / "data" / "eval" / "dev" / "qrels.parquet")
+    qrels = pd.read_parquet(qrels_path)
     out["dev_qrels_in_collection"] = float(np.isin(qrels["pid"].to_numpy(), pids).mean())
     if not (emb / "ids.npy").is_file() or not run_path.is_file():
         return out

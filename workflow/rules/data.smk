@@ -56,6 +56,8 @@ rule prepare_train:
         qrels="results/data/qrels.train.parquet",
     log:
         "logs/prepare_train/train.log",
+    benchmark:
+        "benchmarks/prepare_train/train.tsv"
     conda:
         "../../envs/data.yaml"
     threads: 1
@@ -76,6 +78,8 @@ rule prepare_eval_set:
         qrels="results/data/eval/{eval_set}/qrels.parquet",
     log:
         "logs/prepare_eval_set/{eval_set}.log",
+    benchmark:
+        "benchmarks/prepare_eval_set/{eval_set}.tsv"
     wildcard_constraints:
         eval_set=_alternation(EVAL_SETS),
     conda:
