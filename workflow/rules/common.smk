@@ -1,5 +1,6 @@
 # Helper functions and config validation shared by every rule file. Pure path logic lives here; the study's
 # logic lives in src/ftstudy (imported below) so that it can be tested without Snakemake.
+import errno
 import os
 import re
 import sys
@@ -12,6 +13,7 @@ min_version("9.0")
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from ftstudy import bm25_resources as ftbm25  # noqa: E402
+from ftstudy import job_resources as ftres  # noqa: E402
 from ftstudy import config as ftconfig  # noqa: E402
 from ftstudy.provenance import config_hash  # noqa: E402
 
@@ -237,6 +239,79 @@ def gpu_resources(mem_mb, runtime):
     if config["resources"]["gpu_model"]:
         res["gpu_model"] = config["resources"]["gpu_model"]
     return res
+
+
+def sized_resources(estimate, gpu=False):
+    """Resources whose mem_mb, runtime (minutes) and disk_mb follow from the job's inputs: ``estimate(wildcards,
+    input)`` returns all three (ftstudy.job_resources, measured factors); ``gpu`` adds gpu=1 and gpu_model.
+    """
+    res = gpu_resources(None, None) if gpu else {}
+    for key in ("mem_mb", "runtime", "disk_mb"):
+        res[key] = lambda wildcards, input, key=key: estimate(wildcards, input)[key]
+    return res
+
+
+STORE_ITEMSIZE = 2 if config["encoding"]["store_dtype"] == "float16" else 4
+
+
+def _in(input, name):
+    """The input named ``name``, or None while the job's inputs are not known yet (a step waiting for a
+    checkpoint; ftstudy.job_resources counts None as empty). An input not built yet raises FileNotFoundError
+    with its path: Snakemake then shows the resource as <TBD> and evaluates it once the input exists.
+    """
+    path = getattr(input, name, None)
+    if path is not None and not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "input not built yet", path)
+    return path
+
+
+def _mined_queries(input):
+    """Queries that mining searches: mining.max_queries, or every judged training query (qrels lines, an upper
+    bound)."""
+    cap = config["mining"]["max_queries"]
+    judged = ftres.parquet_rows(_in(input, "qrels"))
+    return min(cap, judged) if cap else judged
+
+
+def encode_estimate(n_shards=1):
+    """encode_corpus's (or, with ``n_shards``, a shard's) resources from its collection parquet."""
+    return lambda wildcards, input: ftres.encode(
+        ftres.tree_mb(_in(input, "collection")),
+        ftres.parquet_rows(_in(input, "collection")),
+        STORE_ITEMSIZE,
+        n_shards,
+    )
+
+
+def search_estimate(wildcards, input):
+    """retrieve's resources: its embedding folder, its eval set's queries, retrieval.k."""
+    ret = config["retrieval"]
+    vec_mb = ftres.tree_mb(_in(input, "embeddings"))
+    n = ftres.parquet_rows(_in(input, "queries"))
+    return ftres.search(vec_mb, n, ret["k"], ret["corpus_chunk_size"], STORE_ITEMSIZE)
+
+
+def timing_estimate(wildcards, input):
+    """time_inference's resources: the timing corpus's vectors, warm-up + repeats of timing.n_queries."""
+    t = config["timing"]
+    vec_mb = ftres.tree_mb(_in(input, "embeddings"))
+    n = t["n_queries"] * (t["repeats"] + 1)
+    return ftres.search(vec_mb, n, t["top_k"], itemsize=STORE_ITEMSIZE)
+
+
+def mining_estimate(wildcards, input):
+    """mine_hard_negatives's resources: the base model's vectors and the mined queries."""
+    m = config["mining"]
+    vec_mb = ftres.tree_mb(_in(input, "embeddings"))
+    return ftres.mine(vec_mb, _mined_queries(input), m["top_k"], m["query_batch_size"])
+
+
+def training_estimate(wildcards, input):
+    """A training job's resources: its triplets and the variant's epochs, max_steps and batch size."""
+    v = ftconfig.training_slice(config, wildcards.model)["variant"]
+    tr = v["training"]
+    n = ftres.parquet_rows(_in(input, "triplets"))
+    return ftres.train(n, v["method"], v["epochs"], tr["max_steps"], tr["batch_size"])
 
 
 # ---- targets ---------------------------------------------------------------------------------------------

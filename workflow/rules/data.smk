@@ -19,8 +19,10 @@ rule prepare_collection:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        # streamed: flat memory; time and parquet size follow the TSV's size (ftstudy.job_resources)
+        **sized_resources(
+            lambda wildcards, input: ftres.prepare(ftres.tree_mb(_in(input, "tsv")))
+        ),
     script:
         "../scripts/prepare_collection.py"
 
@@ -40,8 +42,10 @@ rule prepare_eval_collection:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=60,
+        # streamed: flat memory; time and parquet size follow the TSV's size (ftstudy.job_resources)
+        **sized_resources(
+            lambda wildcards, input: ftres.prepare(ftres.tree_mb(_in(input, "tsv")))
+        ),
     script:
         "../scripts/prepare_collection.py"
 
@@ -107,8 +111,12 @@ rule sample_random_triplets:
         "../../envs/data.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
+        # one pass over the TSV; the kept lines in memory and in the parquet (ftstudy.job_resources)
+        **sized_resources(
+            lambda wildcards, input: ftres.sample_triplets(
+                ftres.tree_mb(_in(input, "tsv")), config["triplets"]["random"]["n"]
+            )
+        ),
     params:
         n=config["triplets"]["random"]["n"],
         seed=config["triplets"]["seed"],

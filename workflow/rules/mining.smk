@@ -37,7 +37,8 @@ rule mine_hard_negatives:
         "../../envs/ml.yaml"
     threads: 2
     resources:
-        **gpu_resources(mem_mb=24000, runtime=240),
+        # the memory-mapped vectors and the collection's texts (ftstudy.job_resources)
+        **sized_resources(mining_estimate, gpu=True),
     params:
         slice=MINING_SLICE,
         partial_root="results/.partial/mine_hard_negatives",
@@ -64,7 +65,7 @@ rule mine_hard_negatives_shard:
         "../../envs/ml.yaml"
     threads: 2
     resources:
-        **gpu_resources(mem_mb=24000, runtime=shard_runtime(240, MINING_SHARDS)),
+        **sized_resources(mining_estimate, gpu=True),
     params:
         slice=MINING_SLICE,
         partial_root=mining_partial_root,

@@ -28,7 +28,8 @@ rule encode_corpus:
         "../../envs/ml.yaml"
     threads: 8
     resources:
-        **gpu_resources(mem_mb=24000, runtime=360),
+        # the passages' texts in memory, the vectors on disk, the time at the GPU anchor (ftstudy.job_resources)
+        **sized_resources(encode_estimate(), gpu=True),
     params:
         encoding=ftconfig.encoding_slice(config),
         partial_root="results/.partial/encode_corpus/{model}/{corpus}",
@@ -58,7 +59,8 @@ rule encode_corpus_shard:
         "../../envs/ml.yaml"
     threads: 8
     resources:
-        **gpu_resources(mem_mb=24000, runtime=shard_runtime(360, ENCODE_SHARDS)),
+        # as encode_corpus, a shard's share of the time; the vectors are counted once, by encode_corpus
+        **sized_resources(encode_estimate(ENCODE_SHARDS), gpu=True),
     params:
         encoding=ftconfig.encoding_slice(config),
         partial_root=encode_partial_root,
@@ -103,9 +105,14 @@ rule build_index:
         "../../envs/ml.yaml"
     threads: 8
     resources:
-        # An exact index holds n x d fp32 vectors: 13.6 GB at 8.8M x 384.
-        mem_mb=lambda wildcards, input: max(2000, int(2.5 * input.size_mb)),
+        # IVF/HNSW: the index holds the fp32 vectors again (13.6 GB at 8.8M x 384) beside the mapped store.
+        mem_mb=lambda wildcards, input: int(
+            2000 + 2.2 * ftres.tree_mb(input.embeddings)
+        ),
         runtime=120,
+        disk_mb=lambda wildcards, input: int(
+            100 + 1.2 * ftres.tree_mb(input.embeddings)
+        ),
     params:
         index=ftconfig.index_build_slice(config),
     script:
@@ -130,7 +137,8 @@ rule retrieve:
         "../../envs/ml.yaml"
     threads: 8
     resources:
-        **gpu_resources(mem_mb=32000, runtime=60),
+        # the memory-mapped vectors, one block and the results (ftstudy.job_resources)
+        **sized_resources(search_estimate, gpu=True),
     params:
         search=ftconfig.search_slice(config),
         encoding=ftconfig.encoding_slice(config),

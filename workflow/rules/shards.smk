@@ -75,9 +75,3 @@ def mining_shard_outputs(wildcards):
         f"results/.partial/mine_hard_negatives/shards/{i}-of-{MINING_SHARDS}.json"
         for i in range(MINING_SHARDS)
     ]
-
-
-def shard_runtime(runtime, n_shards):
-    """Runtime (minutes) of each of ``n_shards`` shard jobs of a step that asks for ``runtime``: its share, at
-    least an hour (start-up, loading the corpus, a slower node)."""
-    return max(60, -(-runtime // n_shards))

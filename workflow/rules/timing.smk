@@ -35,7 +35,8 @@ rule time_inference:
         "../../envs/ml.yaml"
     threads: all_cores()
     resources:
-        **gpu_resources(mem_mb=24000, runtime=60),
+        # the memory-mapped vectors; results are n_queries x top_k (ftstudy.job_resources)
+        **sized_resources(timing_estimate, gpu=True),
     params:
         kind="merged",
         settings=TIMING_PARAMS,
@@ -62,7 +63,8 @@ rule time_inference_unmerged:
         "../../envs/ml.yaml"
     threads: all_cores()
     resources:
-        **gpu_resources(mem_mb=24000, runtime=60),
+        # the memory-mapped vectors; results are n_queries x top_k (ftstudy.job_resources)
+        **sized_resources(timing_estimate, gpu=True),
     params:
         kind="unmerged",
         settings=TIMING_PARAMS,

@@ -28,7 +28,8 @@ rule train_full:
         "../../envs/ml.yaml"
     threads: 8
     resources:
-        **gpu_resources(mem_mb=16000, runtime=720),
+        # every triplet tokenised in memory; time at the GPU anchor (ftstudy.job_resources)
+        **sized_resources(training_estimate, gpu=True),
     params:
         slice=lambda wc: ftconfig.training_slice(config, wc.model),
         partial_root="results/.partial/train",
@@ -50,4 +51,4 @@ use rule train_full as train_lora with:
     wildcard_constraints:
         model=LORA_RE,
     resources:
-        **gpu_resources(mem_mb=12000, runtime=480),
+        **sized_resources(training_estimate, gpu=True),
