@@ -50,11 +50,12 @@ ENCODE_MEM_PER_PARQUET_MB = 6.9
 #: Passages per second per GPU for the runtime: DESIGN.md's H200 anchor for fp32 (SentenceTransformer.encode
 #: 3,526/s; bf16 is 6,190/s).
 ENCODE_PASSAGES_PER_S = 3526
-#: Exact search, seconds per (query x million passages): a CPU node's rate (faiss-cpu, 2 cores; docs/scale.md),
-#: which bounds a GPU's (DESIGN.md's H200 anchor: 0.86 s for 10,000 x 8.8M, 1e-5).
+#: Exact search, seconds per (query x million passages): about a 2-core CPU's rate (faiss-cpu; docs/scale.md's
+#: full-size retrieve), which bounds a GPU's (DESIGN.md's H200 anchor: 0.86 s for 10,000 x 8.8M, 1e-5).
 SEARCH_S_PER_QUERY_MPASSAGE = 1e-2
-#: Training: RAM per triplet (three texts tokenised, their ids held for the run) and triplets per second
-#: (DESIGN.md's H200 anchor, TripletLoss, batch 128, bf16: 715/s full fine-tuning, 2,276/s LoRA).
+#: Training: RAM per triplet (three texts of ~80 tokens held as one flat int32 array, ~1 KB, x3 margin: not yet
+#: measured at full size) and triplets per second (DESIGN.md's H200 anchor, TripletLoss, batch 128, bf16: 715/s
+#: full fine-tuning, 2,276/s LoRA).
 TRAIN_MEM_PER_TRIPLET = 3000
 TRAIN_TRIPLETS_PER_S = {"full": 715, "lora": 2276}
 
