@@ -45,13 +45,14 @@ SAMPLE_MIN_PER_MB = 0.14 / 1000
 SAMPLE_MEM_PER_KEPT = 800  # bytes per kept line above the base (1,093 MB - ~300 MB base, over 1M lines)
 SAMPLE_DISK_PER_KEPT = 492
 #: encode_corpus: peak RSS above the base per MB of collection parquet (the passages as Python strings beside
-#: pandas' column, one chunk's token ids): 13.6 GB for the 1,829 MB parquet of 8,841,823 passages.
+#: pandas' column, one chunk's token ids): 13,801 MB for the 1,829 MB parquet of 8,841,823 passages.
 ENCODE_MEM_PER_PARQUET_MB = 6.9
 #: Passages per second per GPU for the runtime: DESIGN.md's H200 anchor for fp32 (SentenceTransformer.encode
 #: 3,526/s; bf16 is 6,190/s).
 ENCODE_PASSAGES_PER_S = 3526
-#: Exact search, seconds per (query x million passages): about a 2-core CPU's rate (faiss-cpu; docs/scale.md's
-#: full-size retrieve), which bounds a GPU's (DESIGN.md's H200 anchor: 0.86 s for 10,000 x 8.8M, 1e-5).
+#: Exact search, seconds per (query x million passages): 2.4x the 2-core CPU's rate measured at full size (faiss-cpu,
+#: 261 s for 6,980 dev queries x 8,841,823, top-1000: 4.2e-3), which bounds a GPU's (DESIGN.md's H200 anchor: 0.86 s
+#: for 10,000 x 8.8M, 1e-5).
 SEARCH_S_PER_QUERY_MPASSAGE = 1e-2
 #: Training: RAM per triplet (three texts of ~80 tokens held as one flat int32 array, ~1 KB, x3 margin: not yet
 #: measured at full size) and triplets per second (DESIGN.md's H200 anchor, TripletLoss, batch 128, bf16: 715/s
