@@ -57,8 +57,10 @@ def dense_retriever(
 
     ``backend`` as in :func:`ftstudy.search.resolve_backend` (``auto``: the fastest exact backend measured for
     the device, :data:`ftstudy.search.AUTO_BACKEND`). torch: :class:`ftstudy.search.ResidentSearch`, the corpus
-    moved to the device once; faiss: an exact ``IndexFlatIP`` built once and searched batch by batch with
-    :func:`ftstudy.search.search`. ``search_fn(queries, k) -> (scores, row indices)`` replaces all of it (tests).
+    moved to the device once; faiss: :func:`ftstudy.search.search` over the stored (memory-mapped) vectors in
+    blocks, batch by batch, with no index (a flat ``IndexFlatIP`` of the whole corpus was a second, in-memory copy:
+    13.6 GB at full size beside the mapped pages, which the full-size run's mining job died of at 24 GB).
+    ``search_fn(queries, k) -> (scores, row indices)`` replaces all of it (tests).
     """
     if search_fn is not None:
         return _dense(search_fn, corpus_ids, top_k)
@@ -70,15 +72,10 @@ def dense_retriever(
         # The corpus goes to the device once, not once per query batch (8.8M x 384 float32: 13.6 GB).
         resident = search_mod.ResidentSearch(corpus_vectors, top_k, dev, ids=corpus_ids)
         return _dense(lambda q, k: resident(q), corpus_ids, top_k)
-    index = None
-    if name == "faiss":
-        from ftstudy.index import build_index
-
-        index = build_index(corpus_vectors, {"type": "flat"})
 
     def fn(q: np.ndarray, k: int):
         return search_mod.search(
-            q, corpus_vectors, k, backend=name, index=index, device=dev, query_batch_size=max(1, len(q)), ids=corpus_ids
+            q, corpus_vectors, k, backend=name, device=dev, query_batch_size=max(1, len(q)), ids=corpus_ids
         )
 
     return _dense(fn, corpus_ids, top_k)
