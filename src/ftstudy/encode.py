@@ -106,7 +106,7 @@ class _TokenizedOnce:
             self.checked = True
             ref = self.model.preprocess([self.texts[i] for i in idx])
             tensors = {k for k, v in ref.items() if hasattr(v, "shape")}
-            if tensors != set(padded) or any(not bool((padded[k] == ref[k]).all()) for k in tensors):
+            if tensors != set(padded) or not all(padded[k].equal(ref[k]) for k in tensors):
                 LOG.info("batches are tokenised by model.preprocess (its features differ from the tokenizer's)")
                 self.enc = None
                 return ref

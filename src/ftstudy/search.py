@@ -266,6 +266,12 @@ def resolve_backend(backend: str = "auto", device: str | None = None) -> tuple[s
     return "faiss", ("cuda" if gpu and faiss_gpu_available() else "cpu")
 
 
+def _larger_blas_blocks(faiss) -> None:
+    """Larger database blocks for faiss's flat BLAS path: ~1.4x faster on CPU than its default 1024."""
+    if faiss.cvar.distance_compute_blas_database_bs < FAISS_DATABASE_BS:
+        faiss.cvar.distance_compute_blas_database_bs = FAISS_DATABASE_BS
+
+
 def _faiss_exhaustive(queries: np.ndarray, corpus: np.ndarray, k: int, device: str, chunk: int = 1_000_000):
     """Exact top-``k`` by inner product over ``corpus`` read ``chunk`` rows at a time (faiss's own
     ``knn_ground_truth``: one flat block and a result heap), so a memory-mapped corpus is never copied whole:
@@ -276,8 +282,7 @@ def _faiss_exhaustive(queries: np.ndarray, corpus: np.ndarray, k: int, device: s
 
     n = corpus.shape[0]
     blocks = (np.ascontiguousarray(corpus[s : s + chunk], dtype=np.float32) for s in range(0, n, chunk))
-    if faiss.cvar.distance_compute_blas_database_bs < FAISS_DATABASE_BS:
-        faiss.cvar.distance_compute_blas_database_bs = FAISS_DATABASE_BS
+    _larger_blas_blocks(faiss)
     q = np.ascontiguousarray(queries, dtype=np.float32)
     ngpu = -1 if device.startswith("cuda") else 0
     scores, rows = knn_ground_truth(q, blocks, min(k, n), metric_type=faiss.METRIC_INNER_PRODUCT, ngpu=ngpu)
@@ -297,9 +302,7 @@ def _faiss_search(index, queries: np.ndarray, k: int, device: str, query_batch_s
             LOG.warning("faiss index %s cannot move to the GPU (%s); searching on CPU", type(index).__name__, exc)
     k_eff = min(k, index.ntotal)
     nq = queries.shape[0]
-    # Larger database blocks for the flat index's BLAS path: ~1.4x faster on CPU than faiss's default 1024.
-    if faiss.cvar.distance_compute_blas_database_bs < FAISS_DATABASE_BS:
-        faiss.cvar.distance_compute_blas_database_bs = FAISS_DATABASE_BS
+    _larger_blas_blocks(faiss)
     out_s = np.empty((nq, k_eff), dtype=np.float32)
     out_i = np.empty((nq, k_eff), dtype=np.int64)
     for s in range(0, nq, query_batch_size):

@@ -233,19 +233,22 @@ def models_slice(models):
 
 
 # ---- resources -------------------------------------------------------------------------------------------
+def _gpu():
+    """gpu=1, and gpu_model when config sets one."""
+    model = config["resources"]["gpu_model"]
+    return {"gpu": 1, **({"gpu_model": model} if model else {})}
+
+
 def gpu_resources(mem_mb, runtime):
-    """Resources of a GPU rule: gpu=1, memory (MB), runtime (minutes), and gpu_model when config sets one."""
-    res = {"gpu": 1, "mem_mb": mem_mb, "runtime": runtime}
-    if config["resources"]["gpu_model"]:
-        res["gpu_model"] = config["resources"]["gpu_model"]
-    return res
+    """Resources of a GPU rule: gpu=1 (and gpu_model), memory (MB), runtime (minutes)."""
+    return {"gpu": 1, "mem_mb": mem_mb, "runtime": runtime, **_gpu()}
 
 
 def sized_resources(estimate, gpu=False):
     """Resources whose mem_mb, runtime (minutes) and disk_mb follow from the job's inputs: ``estimate(wildcards,
     input)`` returns all three (ftstudy.job_resources, measured factors); ``gpu`` adds gpu=1 and gpu_model.
     """
-    res = gpu_resources(None, None) if gpu else {}
+    res = _gpu() if gpu else {}
     for key in ("mem_mb", "runtime", "disk_mb"):
         res[key] = lambda wildcards, input, key=key: estimate(wildcards, input)[key]
     return res
