@@ -150,7 +150,7 @@ def test_changing_one_variant_reruns_that_variant_only(completed_test_run, dag, 
 # only (tests/test_encode.py, test_search.py, test_mining.py), so a completed run stays up to date.
 KNOBS = """
 encoding: {chunk_size: 7, batch_size: 3, max_tokens: 512}
-retrieval: {query_batch_size: 2, corpus_chunk_size: 5}
+retrieval: {query_batch_size: 2, corpus_chunk_size: 5, score_budget_mb: 1}
 mining: {query_batch_size: 3}
 """
 

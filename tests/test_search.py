@@ -135,6 +135,8 @@ def _paths(q, c, pids, k):
     yield "exact bf16 candidates", S.exact_search(q, c, k, "cpu", 8, 200, ids=pids, candidate_dtype="bfloat16")
     yield "resident", S.ResidentSearch(c, k, "cpu", 5, 333, ids=pids)(q)
     yield "resident bf16", S.ResidentSearch(c, k, "cpu", 5, 333, dtype="bfloat16", ids=pids)(q)
+    yield "exact score budget", S.exact_search(q, c, k, "cpu", 8, 200, ids=pids, score_budget_bytes=8 * 4 * 50)
+    yield "resident score budget", S.ResidentSearch(c, k, "cpu", 5, 333, ids=pids, score_budget_bytes=1)(q)
     yield "faiss", S.search(q, c, k, backend="faiss", device="cpu", ids=pids)
     yield "auto", S.search(q, c, k, backend="auto", device="cpu", ids=pids, corpus_chunk_size=50)
 
@@ -163,6 +165,39 @@ def test_execution_knobs_give_identical_bytes(tied):
     runs = [S.exact_search(q, c, 20, "cpu", qb, cc, ids=pids) for qb, cc in ((1, 13), (30, 480), (4096, 10**6))]
     for s, rows in runs[1:]:
         assert s.tobytes() == runs[0][0].tobytes() and rows.tobytes() == runs[0][1].tobytes()
+
+
+def test_no_score_matrix_exceeds_the_score_budget(tied, monkeypatch):
+    """A corpus chunk is multiplied in slices whose (query batch x rows) score matrix fits the budget (at full size,
+    1,000 timed queries x 1M rows was 4 GB, twice over while the next product was allocated); never below the
+    candidate depth. Without a budget the whole chunk is one product."""
+    import torch
+
+    from ftstudy.topk import candidate_depth, score_rows
+
+    q, c, pids = tied
+    products = []
+    matmul = torch.Tensor.__matmul__
+
+    def spy(a, b):
+        out = matmul(a, b)
+        products.append((tuple(out.shape), out.element_size()))
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", spy)
+    budget = len(q) * 4 * 100  # 100 fp32 rows of scores for all the queries
+    ref = S.ResidentSearch(c, 20, "cpu", 4096, 10**6, ids=pids, score_budget_bytes=None)(q)
+    assert products == [((len(q), len(c)), 4)]
+    products.clear()
+    got = S.ResidentSearch(c, 20, "cpu", 4096, 10**6, ids=pids, score_budget_bytes=budget)(q)
+    got_exact = S.exact_search(q, c, 20, "cpu", 4096, 10**6, ids=pids, score_budget_bytes=budget)
+    assert len(products) == 2 * -(-len(c) // 100)
+    assert all(rows * cols * size <= budget for (rows, cols), size in products)
+    for s, rows in (got, got_exact):
+        assert rows.tobytes() == ref[1].tobytes() and s.tobytes() == ref[0].tobytes()
+    depth = candidate_depth(20, len(c), 16, False)
+    assert score_rows(len(q), 4, depth, 1) == depth and score_rows(len(q), 4, depth, None) is None
+    assert score_rows(10, 2, 5, 10 * 2 * 1000) == 1000
 
 
 def test_fast_search_matches_exact_search(tied):

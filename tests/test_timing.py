@@ -289,7 +289,7 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
     )
     shutil.copytree(REPO / "config", wd / "config")
     # Execution knobs of the search: the script reads them from the config (not params) and records them.
-    (wd / "knobs.yaml").write_text("retrieval: {query_batch_size: 3, corpus_chunk_size: 7}\n")
+    (wd / "knobs.yaml").write_text("retrieval: {query_batch_size: 3, corpus_chunk_size: 7, score_budget_mb: 1}\n")
     cmd = [
         str(Path(sys.executable).parent / "snakemake"), "results/timing/base.json", "results/timing/bm25.json",
         "results/timing/lora_random.unmerged.json", "-s", str(REPO / "Snakefile"), "--directory", str(wd),
@@ -309,6 +309,7 @@ def test_timing_rules_write_json(tmp_path, base_dir, base_model, lora_dirs):
     assert json.loads((wd / "results/timing/bm25.json").read_text())["backend"] == "bm25s"
     base = json.loads((wd / "results/timing/base.json").read_text())
     assert base["query_batch_size"] == 3 and base["corpus_chunk_size"] == 7 and base["kind"] == "merged"
+    assert base["score_budget_mb"] == 1
     unmerged = json.loads((wd / "results/timing/lora_random.unmerged.json").read_text())
     assert unmerged["merged"] is False and unmerged["model"] == "lora_random" and unmerged["kind"] == "unmerged"
 

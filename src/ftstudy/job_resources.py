@@ -118,15 +118,25 @@ def encode(collection_mb: float, n_passages: int, itemsize: int = 4, n_shards: i
     return _out(mem, runtime, vectors_mb(n_passages, itemsize=itemsize))
 
 
-def search(vectors_mb_: float, n_queries: int, k: int, chunk_rows: int = 1_000_000, itemsize: int = 4) -> dict:
+def search(
+    vectors_mb_: float,
+    n_queries: int,
+    k: int,
+    chunk_rows: int = 1_000_000,
+    itemsize: int = 4,
+    score_budget_mb: float = 1024,
+    query_batch: int = 4096,
+) -> dict:
     """Exact search of ``n_queries`` queries, top ``k``, over stored vectors taking ``vectors_mb_`` MB (the
     embedding folder): every page of the memory-mapped file may become resident, plus one block of ``chunk_rows``
-    float32 rows and the (k + 16)-deep results; disk is the TREC run (~40 bytes a line)."""
+    float32 rows, one score matrix of at most ``score_budget_mb`` (``retrieval.score_budget_mb``: a query batch
+    of up to ``query_batch`` x the block) and the (k + 16)-deep results; disk is the TREC run (~40 bytes a line)."""
     n = int(vectors_mb_ * MB / (DIM * itemsize + 8))
     block = min(n, chunk_rows) * DIM * 4 / MB
+    scores = min(score_budget_mb, min(n_queries, query_batch) * min(n, chunk_rows) * 4 / MB)
     results = 2 * n_queries * (k + 16) * 12 / MB
     runtime = _minutes(SEARCH_S_PER_QUERY_MPASSAGE * n_queries * n / 1e6 + 120)
-    return _out(MODEL_JOB_BASE_MB + vectors_mb_ + block + results, runtime, n_queries * k * 40 / MB)
+    return _out(MODEL_JOB_BASE_MB + vectors_mb_ + block + scores + results, runtime, n_queries * k * 40 / MB)
 
 
 def mine(vectors_mb_: float, n_queries: int, top_k: int, query_batch: int = 4096) -> dict:

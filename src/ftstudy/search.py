@@ -13,6 +13,8 @@ import logging
 
 import numpy as np
 
+from ftstudy.topk import SCORE_BUDGET_BYTES
+
 LOG = logging.getLogger(__name__)
 
 
@@ -78,6 +80,7 @@ def exact_search(
     ids: np.ndarray | None = None,
     rescore_depth: int = 16,
     candidate_dtype=None,
+    score_budget_bytes: int | None = SCORE_BUDGET_BYTES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` rows of ``corpus`` by inner product for each row of ``queries``, streamed from the host.
 
@@ -85,7 +88,8 @@ def exact_search(
     from chunked matrix products on ``device`` in ``candidate_dtype`` (default: the corpus's own precision, fp32
     for fp32 vectors) and are rescored in fp32 (:mod:`ftstudy.topk`): ties break by ``ids`` (the rows' pids;
     default the row number). Returns (scores float32 (nq, k'), rows int64 (nq, k')), k' = min(k, n), best first.
-    Memory stays O(query_batch x corpus_chunk); the chunk and batch sizes change no output.
+    Memory stays O(query_batch x corpus_chunk), one score matrix at most ``score_budget_bytes``
+    (:func:`ftstudy.topk.chunk_candidates`); the chunk, batch and budget sizes change no output.
     """
     import torch
 
@@ -104,7 +108,7 @@ def exact_search(
                 (cs, _host_chunk(corpus, cs, corpus_chunk_size).to(device=device, dtype=dtype))
                 for cs in range(0, n, corpus_chunk_size)
             )
-            rows = chunk_candidates(qd, chunks, depth)
+            rows = chunk_candidates(qd, chunks, depth, score_budget_bytes)
             s, i = rescore_batches(q, corpus, rows.cpu(), k, ids)
             out_s.append(s)
             out_i.append(i)
@@ -125,7 +129,8 @@ class ResidentSearch:
     stored precision on the device (exact); ``dtype`` (e.g. float16 on a GPU) finds candidates in a reduced
     precision copy instead, rescored from the stored vectors. Calling it with (nq, d) query embeddings (numpy or
     torch) returns (scores float32 (nq, k'), rows int64 (nq, k')) as numpy arrays, k' = min(k, n). ``corpus``
-    may be a numpy array (or memory map) or a torch tensor.
+    may be a numpy array (or memory map) or a torch tensor. One (query batch x corpus rows) score matrix takes at
+    most ``score_budget_bytes`` (:func:`ftstudy.topk.chunk_candidates`; None: a whole chunk).
     """
 
     def __init__(
@@ -138,6 +143,7 @@ class ResidentSearch:
         dtype=None,
         ids: np.ndarray | None = None,
         rescore_depth: int = 16,
+        score_budget_bytes: int | None = SCORE_BUDGET_BYTES,
     ):
 
         from ftstudy.topk import candidate_depth
@@ -148,6 +154,7 @@ class ResidentSearch:
         self.ids = ids
         self.query_batch_size = int(query_batch_size)
         self.corpus_chunk_size = int(corpus_chunk_size)
+        self.score_budget_bytes = score_budget_bytes
         # The stored vectors, for the exact rescoring: on the CPU the caller's array or memory map itself (no copy:
         # at 8.8M x 384 fp32, np.array of a memory map held 13.6 GB of anonymous memory beside the mapped pages).
         self.stored = host_tensor(corpus).to(self.device)
@@ -172,7 +179,7 @@ class ResidentSearch:
         with torch.inference_mode():
             for qs in range(0, q_all.shape[0], self.query_batch_size):
                 q = q_all[qs : qs + self.query_batch_size]
-                rows = chunk_candidates(q.to(self.dtype), self.chunks, self.depth)
+                rows = chunk_candidates(q.to(self.dtype), self.chunks, self.depth, self.score_budget_bytes)
                 s, i = rescore_batches(q, self.stored, rows, self.k, self.ids)
                 out_s.append(s)
                 out_i.append(i)
@@ -193,7 +200,10 @@ def fast_search(queries, corpus, k: int, score_budget_bytes: int = 8 << 30, dtyp
     nq = int(queries.shape[0])
     chunk = max(int(k), score_budget_bytes // (torch.finfo(dt).bits // 8 * max(1, nq)))
     device = corpus.device if isinstance(corpus, torch.Tensor) else "cpu"
-    search = ResidentSearch(corpus, k, str(device), max(1, nq), int(chunk), dtype=dt, rescore_depth=rescore_depth)
+    search = ResidentSearch(
+        corpus, k, str(device), max(1, nq), int(chunk), dtype=dt, rescore_depth=rescore_depth,
+        score_budget_bytes=score_budget_bytes,
+    )  # fmt: skip
     return search(queries)
 
 
@@ -325,12 +335,14 @@ def search(
     ids: np.ndarray | None = None,
     rescore_depth: int = 16,
     candidate_dtype=None,
+    score_budget_bytes: int | None = SCORE_BUDGET_BYTES,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` rows of ``corpus`` by inner product (= cosine for L2-normalised rows), best first.
 
     queries: (nq, d); corpus: (n, d) stored vectors (a memory map works), or None when ``index`` is a faiss index
     over the same rows. backend: auto | faiss | torch (see :func:`resolve_backend`). torch is
-    :func:`exact_search`. faiss searches ``index`` if given (flat, IVF or HNSW), else ``corpus`` itself in blocks
+    :func:`exact_search` (``score_budget_bytes`` caps its score matrices). faiss searches ``index`` if given
+    (flat, IVF or HNSW), else ``corpus`` itself in blocks
     of ``corpus_chunk_size`` rows (:func:`_faiss_exhaustive`: no index file and no second copy of the vectors),
     ``k + rescore_depth`` deep; where ``corpus`` is given its candidates are rescored exactly too. Ties
     break by score, then ``ids`` (pids; default the row). Returns (scores float32 (nq, k'), rows int64 (nq, k'))
@@ -343,8 +355,9 @@ def search(
         if corpus is None:
             corpus = index.reconstruct_n(0, index.ntotal)  # flat index -> its vectors
         return exact_search(
-            queries, corpus, k, dev, query_batch_size, corpus_chunk_size, ids, rescore_depth, candidate_dtype
-        )
+            queries, corpus, k, dev, query_batch_size, corpus_chunk_size, ids, rescore_depth, candidate_dtype,
+            score_budget_bytes,
+        )  # fmt: skip
     depth = max(0, rescore_depth)
     if index is None:
         k_eff = min(k, corpus.shape[0])

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ftstudy.provenance import versions
+from ftstudy.topk import SCORE_BUDGET_BYTES
 
 LOG = logging.getLogger(__name__)
 # What a timing rule times: a model folder as is (LoRA variants: merged weights), a LoRA variant unmerged (base
@@ -207,16 +208,20 @@ def time_neural(
     query_batch_size: int = 4096,
     corpus_chunk_size: int = 1_000_000,
     warmup: int = 1,
+    score_budget_bytes: int | None = SCORE_BUDGET_BYTES,
 ) -> dict:
     """Time one SentenceTransformer (already loaded on ``device``) against its corpus embeddings (n, d).
 
-    The corpus is uploaded to ``device`` before timing. Returns :func:`time_queries`' dict plus the settings.
+    The corpus is uploaded to ``device`` before timing; one score matrix takes at most ``score_budget_bytes``
+    (:class:`ftstudy.search.ResidentSearch`). Returns :func:`time_queries`' dict plus the settings.
     """
     from ftstudy.encode import resolve_dtype
     from ftstudy.search import ResidentSearch
 
     compute_dtype = resolve_dtype(dtype, device)
-    search = ResidentSearch(corpus, top_k, device, query_batch_size, corpus_chunk_size)
+    search = ResidentSearch(
+        corpus, top_k, device, query_batch_size, corpus_chunk_size, score_budget_bytes=score_budget_bytes
+    )
     encode_fn = query_encoder(model, batch_size, compute_dtype)
     result = time_queries(encode_fn, search, queries, repeats=repeats, sync=sync_fn(device), warmup=warmup)
     result.update(
@@ -231,6 +236,7 @@ def time_neural(
         batch_size=batch_size,
         query_batch_size=query_batch_size,
         corpus_chunk_size=corpus_chunk_size,
+        score_budget_mb=None if score_budget_bytes is None else score_budget_bytes / (1 << 20),
     )
     return result
 
@@ -291,6 +297,7 @@ def time_kind(
     bm25: Mapping[str, Any] | None = None,
     query_batch_size: int = 4096,
     corpus_chunk_size: int = 1_000_000,
+    score_budget_bytes: int | None = SCORE_BUDGET_BYTES,
 ) -> tuple[dict, dict]:
     """Time one of :data:`KINDS` on the sampled query ``texts`` with the shared protocol.
 
@@ -299,7 +306,8 @@ def time_kind(
     stemmer, stopwords), before timing; then times on the CPU with ``threads``. The neural kinds load
     :func:`load_timed_model`'s model on the GPU when there is one and search ``paths["embeddings"]/vectors.npy``
     (n, d). ``settings``: ``{"timing": {top_k, batch_size, repeats, ...}, "dtype": encoding dtype}``.
-    ``query_batch_size`` / ``corpus_chunk_size``: execution knobs of the resident search (they change no result).
+    ``query_batch_size`` / ``corpus_chunk_size`` / ``score_budget_bytes``: execution knobs of the resident search
+    (they change no result).
     Returns (:func:`time_neural` / :func:`time_bm25`'s result, the extra JSON fields: ``kind``, and for neural
     kinds ``merged`` [, ``adapter``]).
     """
@@ -331,6 +339,7 @@ def time_kind(
         repeats=t["repeats"],
         query_batch_size=query_batch_size,
         corpus_chunk_size=corpus_chunk_size,
+        score_budget_bytes=score_budget_bytes,
     )
     return result, {"kind": kind, **extra}
 

@@ -23,22 +23,44 @@ def candidate_depth(k: int, n: int, rescore_depth: int, reduced: bool) -> int:
     return int(min(n, (2 * k if reduced else k) + max(0, rescore_depth)))
 
 
-def chunk_candidates(q, chunks, depth: int):
+#: The default cap on one (query batch x corpus rows) score matrix, in bytes (``retrieval.score_budget_mb``).
+#: Uncapped, 1,000 timed queries x a 1M-row chunk made a 4 GB fp32 matrix, and the next chunk's product was
+#: allocated before the last one was freed: 8.7 GB of anonymous memory beside the 13.6 GB memory map at full
+#: size, over the 20 GB bound (docs/scale.md).
+SCORE_BUDGET_BYTES = 1 << 30
+
+
+def score_rows(n_queries: int, itemsize: int, depth: int, score_budget_bytes: int | None) -> int | None:
+    """Corpus rows per matrix product so that an (n_queries, rows) score matrix of ``itemsize``-byte scores stays
+    within ``score_budget_bytes``; never fewer than ``depth`` rows (each product keeps its top-``depth``, so
+    smaller products would only grow the merged candidate list). None: no cap."""
+    if score_budget_bytes is None:
+        return None
+    return max(int(depth), 1, int(score_budget_bytes) // (max(1, int(n_queries)) * int(itemsize)))
+
+
+def chunk_candidates(q, chunks, depth: int, score_budget_bytes: int | None = SCORE_BUDGET_BYTES):
     """Top-``depth`` candidate rows of each query over corpus chunks, unsorted.
 
     q: (b, d) torch tensor in the chunks' dtype and device. chunks: iterable of (row offset, (c, d) tensor).
-    Scores stay in the product's dtype (no fp32 copy of the (b, c) score matrix); each chunk's top-depth is kept,
-    and one final top-depth is taken over their concatenation. Returns rows int64 (b, depth') on q's device,
-    depth' = min(depth, rows seen).
+    Scores stay in the product's dtype (no fp32 copy of the (b, c) score matrix); each chunk is multiplied in
+    slices of :func:`score_rows` rows, so one (b, rows) score matrix is at most ``score_budget_bytes`` (None: a
+    chunk at once), and it is freed before the next product. Each slice's top-depth is kept, and one final
+    top-depth is taken over their concatenation. Returns rows int64 (b, depth') on q's device, depth' =
+    min(depth, rows seen).
     """
     import torch
 
+    step = score_rows(q.shape[0], q.element_size(), depth, score_budget_bytes)
     all_s, all_i = [], []
-    for offset, c in chunks:
-        s = q @ c.T
-        top_s, top_i = torch.topk(s, min(depth, s.shape[1]), dim=1, sorted=False)
-        all_s.append(top_s)
-        all_i.append(top_i + offset)
+    for offset, chunk in chunks:
+        for start in range(0, chunk.shape[0], step or max(1, chunk.shape[0])):
+            c = chunk[start : start + step] if step else chunk
+            s = q @ c.T
+            top_s, top_i = torch.topk(s, min(depth, s.shape[1]), dim=1, sorted=False)
+            del s  # before the next product is allocated
+            all_s.append(top_s)
+            all_i.append(top_i + (offset + start))
     cat_s, cat_i = torch.cat(all_s, dim=1), torch.cat(all_i, dim=1)
     if cat_s.shape[1] > depth:
         _, pos = torch.topk(cat_s, depth, dim=1, sorted=False)

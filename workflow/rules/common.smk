@@ -291,15 +291,31 @@ def search_estimate(wildcards, input):
     ret = config["retrieval"]
     vec_mb = ftres.tree_mb(_in(input, "embeddings"))
     n = ftres.parquet_rows(_in(input, "queries"))
-    return ftres.search(vec_mb, n, ret["k"], ret["corpus_chunk_size"], STORE_ITEMSIZE)
+    return ftres.search(
+        vec_mb,
+        n,
+        ret["k"],
+        ret["corpus_chunk_size"],
+        STORE_ITEMSIZE,
+        ret["score_budget_mb"],
+        ret["query_batch_size"],
+    )
 
 
 def timing_estimate(wildcards, input):
     """time_inference's resources: the timing corpus's vectors, warm-up + repeats of timing.n_queries."""
-    t = config["timing"]
+    t, ret = config["timing"], config["retrieval"]
     vec_mb = ftres.tree_mb(_in(input, "embeddings"))
     n = t["n_queries"] * (t["repeats"] + 1)
-    return ftres.search(vec_mb, n, t["top_k"], itemsize=STORE_ITEMSIZE)
+    return ftres.search(
+        vec_mb,
+        n,
+        t["top_k"],
+        ret["corpus_chunk_size"],
+        STORE_ITEMSIZE,
+        ret["score_budget_mb"],
+        t["n_queries"],
+    )
 
 
 def mining_estimate(wildcards, input):

@@ -42,7 +42,8 @@ if backend == "faiss" and smk.input.get("index"):  # IVF/HNSW; exact (flat) sear
         raise ValueError(f"{smk.input.index} holds {index.ntotal} vectors but {smk.input.embeddings} has {len(ids)}")
 scores, rows = search(qv, vectors, ret["k"], backend=backend, index=index, device=device, ids=ids,
                       rescore_depth=ret["rescore_depth"], query_batch_size=ret_knobs["query_batch_size"],
-                      corpus_chunk_size=ret_knobs["corpus_chunk_size"])  # fmt: skip
+                      corpus_chunk_size=ret_knobs["corpus_chunk_size"],
+                      score_budget_bytes=ret_knobs["score_budget_mb"] << 20)  # fmt: skip
 t2 = time.perf_counter()
 pids = np.where(rows >= 0, ids[np.clip(rows, 0, None)], -1)
 write_run(smk.output.run, queries["qid"].to_numpy(), pids, scores, run_name=smk.wildcards.model)

@@ -41,6 +41,7 @@ result, extra = timing.time_kind(
     bm25=smk.params.get("bm25"),
     query_batch_size=retrieval["query_batch_size"],
     corpus_chunk_size=retrieval["corpus_chunk_size"],
+    score_budget_bytes=retrieval["score_budget_mb"] << 20,
 )
 extra |= {
     "eval_set": t["eval_set"],
