@@ -62,6 +62,41 @@ def test_matches_direct_bm25s_call():
     np.testing.assert_array_equal(got_idx[positive], want_docs[positive])
 
 
+def test_numba_and_numpy_backends_give_the_same_ranking_with_ties_by_row(monkeypatch):
+    """Large corpora are scored by bm25s' numba backend, small ones by numpy: the scores are the same, and equal
+    scores come in row order (Lucene's tie-break by doc id) whichever backend selected them."""
+    import bm25s
+
+    from ftstudy import bm25 as B
+
+    rng = np.random.default_rng(3)
+    words = np.array([f"w{i}" for i in range(40)])
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(3, 8, size=400)]
+    texts += texts[:50]  # exact duplicates: tied scores inside the top-k
+    queries = [" ".join(rng.choice(words, size=2)) for _ in range(30)] + [texts[0], texts[7], "zebra", ""]
+    index = build_bm25(texts, k1=0.9, b=0.4)
+    runs = {}
+    for backend, threshold in (("numpy", 10**9), ("numba", 0)):
+        monkeypatch.setattr(B, "NUMBA_MIN_DOCS", threshold)
+        assert B.retrieval_backend(len(texts)) == backend
+        runs[backend] = bm25_search(index, queries, k=60)
+        assert index.retriever.backend == backend
+    (s_np, i_np), (s_nb, i_nb) = runs["numpy"], runs["numba"]
+    assert s_np.tobytes() == s_nb.tobytes()
+    # an independent order: bm25s' own (unsorted-ties) result, re-sorted here by (score desc, row asc)
+    q_tokens = index.tokenize(queries, return_ids=False)
+    raw_docs, raw_scores = index.retriever.retrieve(q_tokens, k=60, show_progress=False)
+    for q in range(len(queries)):
+        pairs = zip(raw_scores[q].tolist(), raw_docs[q].tolist(), strict=True)
+        want = sorted(pairs, key=lambda t: (-t[0], t[1]))
+        assert [r for _, r in want] == i_nb[q].tolist()
+        cut = s_np[q, -1]  # which tied passages make the k-th score may differ; everything above it may not
+        above = s_np[q] > cut
+        assert i_np[q][above].tolist() == i_nb[q][above].tolist()
+    assert (np.diff(s_nb, axis=1) == 0).any()  # the fixture really has ties
+    assert B.retrieval_backend(B.NUMBA_MIN_DOCS - 1) == "numpy" and bm25s.BM25().backend == "numpy"
+
+
 def test_scores_follow_lucene_bm25_formula():
     # Independent computation on already-normalised tokens (no stop words, nothing to stem).
     docs = ["apple banana apple", "banana cherry", "cherry cherry cherry date", "date"]

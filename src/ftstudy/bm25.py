@@ -42,6 +42,7 @@ import numpy as np
 
 from ftstudy.bm25_resources import (  # noqa: F401 - the rules' resources, re-exported
     INDEX_META,
+    NUMBA_MIN_DOCS,
     index_resources,
     index_size_mb,
     search_mem_mb,
@@ -68,6 +69,16 @@ BM25S_FILES = (
 )
 INDEX_PIDS = "pids.npy"
 INDEX_FORMAT = 1
+
+
+def retrieval_backend(n_docs: int) -> str:
+    """The bm25s scoring backend for an index of ``n_docs`` passages: "numba" from ``NUMBA_MIN_DOCS`` (200,000)
+    up, else "numpy" (a function of the corpus alone, so the same corpus is always searched the same way). Both
+    give the same float32 scores (tests/test_bm25.py); numba pays a one-off JIT compile per process (8.1 s on the
+    2-core build machine, busy), which a small corpus never wins back, and then searches far faster
+    (bench/bench_bm25_search.py, 1M passages, 1,000 queries, top-1000, one thread, busy: 88.9 ms a query with
+    numpy, 1.1 ms with numba, 80.7x)."""
+    return "numba" if int(n_docs) >= NUMBA_MIN_DOCS else "numpy"
 
 
 def _stemmer(name: str | None):
@@ -425,21 +436,34 @@ def bm25_search(
     k: int,
     n_threads: int = 1,
     show_progress: bool = False,
+    order_ties: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` passages for each query.
 
-    Returns (scores float32 (nq, k'), indices int64 (nq, k')) with k' = min(k, n_docs), best first; indices are
-    row positions into the ``texts`` given to :func:`build_bm25`. A score of 0 means the passage shares no term
-    with the query (its position among the zero scores is arbitrary). Query terms unseen in the corpus are ignored.
+    Returns (scores float32 (nq, k'), indices int64 (nq, k')) with k' = min(k, n_docs), best first, equal scores
+    by row, as Lucene breaks ties by doc id (``order_ties=False``: in the order bm25s' numpy selection leaves
+    them, which the synthetic data generator keeps so that its bytes stay those of every documented run).
+    Indices are row positions into the ``texts`` given to :func:`build_bm25`. bm25s scores with
+    :func:`retrieval_backend`'s backend. A score of 0 means the passage shares no term with the query (which of
+    them fill the ranks left is arbitrary). Query terms unseen in the corpus are ignored.
     """
     k_eff = min(int(k), retriever.n_docs)
     if len(queries) == 0:
         return np.empty((0, k_eff), np.float32), np.empty((0, k_eff), np.int64)
     tokens = retriever.tokenize(queries, return_ids=False)
+    retriever.retriever.backend = retrieval_backend(retriever.n_docs)
     docs, scores = retriever.retriever.retrieve(
         tokens, k=k_eff, show_progress=show_progress, n_threads=max(1, int(n_threads)), return_as="tuple"
     )
-    return np.asarray(scores, dtype=np.float32), np.asarray(docs, dtype=np.int64)
+    scores, docs = np.asarray(scores, dtype=np.float32), np.asarray(docs, dtype=np.int64)
+    return ties_by_row(scores, docs) if order_ties else (scores, docs)
+
+
+def ties_by_row(scores: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's results (scores float32 (nq, k), rows int64 (nq, k)) ordered by score descending, then row
+    ascending: the order no longer depends on how a backend's top-k selection happens to leave equal scores."""
+    order = np.lexsort((rows, -scores), axis=1)
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
 
 
 def bm25_search_in_batches(

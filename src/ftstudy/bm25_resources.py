@@ -22,9 +22,15 @@ INDEX_MEM_BASE_MB = 1000
 INDEX_MEM_PER_MB = 6.0
 INDEX_MIN_PER_MB = 0.02
 INDEX_DISK_PER_MB = 3.0
-# Search over a memory-mapped index: seconds per query (top 1000) per million passages on one busy core (measured
-# 0.019-0.080 on a loaded machine; the larger is used).
-SEARCH_S_PER_QUERY_PER_MPASSAGE = 0.08
+# Search over a memory-mapped index: seconds per query (top 1000) per million passages on one busy core, with bm25s'
+# numpy backend (measured 0.019-0.089 on a loaded machine; the larger is used) and, from NUMBA_MIN_DOCS passages up
+# (ftstudy.bm25.retrieval_backend), its numba backend (bench/bench_bm25_search.py at 1M passages, busy: 0.0011;
+# x4.5 margin), plus the numba JIT compile once per job (8.1 s measured; 60 s allowed).
+SEARCH_S_PER_QUERY_PER_MPASSAGE = 0.089
+SEARCH_S_PER_QUERY_PER_MPASSAGE_NUMBA = 0.005
+NUMBA_COMPILE_S = 60
+#: From this many passages up the index is searched with bm25s' numba backend (ftstudy.bm25.retrieval_backend).
+NUMBA_MIN_DOCS = 200_000
 
 
 def index_size_mb(path: str | os.PathLike) -> float:
@@ -53,12 +59,17 @@ def search_mem_mb(path: str | os.PathLike, threads: int) -> int:
 
 def search_runtime_min(path: str | os.PathLike, n_queries: int | str | os.PathLike) -> int:
     """``runtime`` (minutes) of ``n_queries`` searches (a count, or a queries parquet whose rows are counted) in
-    the index folder ``path`` on one core, with a 2x margin and at least 10 minutes."""
+    the index folder ``path`` on one core (at the rate of the backend its size selects), with a 2x margin and at
+    least 10 minutes."""
     if not isinstance(n_queries, int):
         import pyarrow.parquet as pq
 
         n_queries = pq.ParquetFile(n_queries).metadata.num_rows if Path(n_queries).is_file() else 0
-    seconds = SEARCH_S_PER_QUERY_PER_MPASSAGE * n_queries * _index_docs(path) / 1e6
+    n_docs = _index_docs(path)
+    if n_docs >= NUMBA_MIN_DOCS:
+        seconds = NUMBA_COMPILE_S + SEARCH_S_PER_QUERY_PER_MPASSAGE_NUMBA * n_queries * n_docs / 1e6
+    else:
+        seconds = SEARCH_S_PER_QUERY_PER_MPASSAGE * n_queries * n_docs / 1e6
     return max(10, int(2 * seconds / 60) + 1)
 
 

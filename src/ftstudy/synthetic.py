@@ -474,7 +474,9 @@ def _bm25_triples(rng, passages: list[Passage], train: list[tuple[str, int]], pe
 
     n = len(passages)
     index = build_bm25([p.text for p in passages], k1=ANSERINI_K1, b=ANSERINI_B)
-    scores, rows = bm25_search(index, [text for text, _ in train], min(n, pool_size + 1))
+    # bm25s' own order of equal scores (the pool's order feeds rng.sample): the data stay the same bytes as before
+    # bm25_search ordered ties by row (a corpus this small is always scored by the numpy backend).
+    scores, rows = bm25_search(index, [text for text, _ in train], min(n, pool_size + 1), order_ties=False)
     triples = []
     for (text, pi), row_scores, row_ids in zip(train, scores, rows, strict=True):
         pool = [int(j) for sc, j in zip(row_scores, row_ids, strict=True) if sc > 0 and j != pi][:pool_size]

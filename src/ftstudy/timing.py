@@ -244,7 +244,10 @@ def time_neural(
 def time_bm25(index, queries: Sequence[str], *, top_k: int, repeats: int, n_threads: int = 1, warmup: int = 1) -> dict:
     """Time BM25 on the CPU: query tokenisation + scoring + top-k over an index built beforehand (``index`` from
     :func:`ftstudy.bm25.build_bm25`)."""
+    from ftstudy.bm25 import retrieval_backend
+
     k = min(int(top_k), index.n_docs)
+    index.retriever.backend = retrieval_backend(index.n_docs)  # as bm25_retrieve searches it
 
     def encode_fn(texts):
         return index.tokenize(texts, return_ids=False)
@@ -262,6 +265,7 @@ def time_bm25(index, queries: Sequence[str], *, top_k: int, repeats: int, n_thre
         top_k=k,
         batch_size=len(queries),
         bm25=index.describe(),
+        bm25s_backend=index.retriever.backend,
     )
     return result
 
