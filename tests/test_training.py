@@ -269,7 +269,7 @@ def test_as_coded_config_restates_the_original_settings():
 
 
 # ---- tokenise once ----------------------------------------------------------------------------------------
-def test_token_collator_matches_library_tokenisation(tmp_path, base_dir):
+def test_token_collator_matches_library_tokenisation(tmp_path, base_dir, capsys):
     from sentence_transformers import SentenceTransformer
 
     from ftstudy.training_data import TokenCollator, index_texts, read_triplets, tokenize_once
@@ -280,6 +280,8 @@ def test_token_collator_matches_library_tokenisation(tmp_path, base_dir):
     texts, rows = index_texts(df)
     assert len(texts) < 3 * len(df)  # repeated queries/passages are tokenised once
     collator = TokenCollator(table=tokenize_once(model, texts, chunk=5), rows=rows)
+    # the tokenisation shows its progress (at full size: ~2.5M texts, minutes on a CPU)
+    assert "tokenising training texts: 100%" in capsys.readouterr().err.replace("\r", "\n")
     picked = [3, 0, 7, 5]
     batch = collator([{"row": i} for i in picked])
     for col in ("query", "positive", "negative"):
