@@ -18,6 +18,7 @@ PEAK = {
     "encode_corpus": 13_801,
     "retrieve": 14_481,
     "mine_hard_negatives": 15_683,
+    "train_lora": 4_705,  # 1,000,000 triplets, all tokenised; max_steps 200
 }
 
 
@@ -26,6 +27,7 @@ def test_full_size_estimates_cover_the_measured_peaks_and_fit_the_machine():
         "prepare_collection": R.prepare(FULL["collection_tsv_mb"]),
         "sample_random_triplets": R.sample_triplets(FULL["triples_tsv_mb"], 1_000_000),
         "encode_corpus": R.encode(FULL["collection_parquet_mb"], FULL["passages"]),
+        "train_lora": R.train(1_000_000, "lora", 3, 200, 512),
     }
     for rule, res in cases.items():
         assert PEAK[rule] <= res["mem_mb"] <= max(3 * PEAK[rule], 1000), (rule, res)

@@ -54,10 +54,11 @@ ENCODE_PASSAGES_PER_S = 3526
 #: 261 s for 6,980 dev queries x 8,841,823, top-1000: 4.2e-3), which bounds a GPU's (DESIGN.md's H200 anchor: 0.86 s
 #: for 10,000 x 8.8M, 1e-5).
 SEARCH_S_PER_QUERY_MPASSAGE = 1e-2
-#: Training: RAM per triplet (three texts of ~80 tokens held as one flat int32 array, ~1 KB, x3 margin: not yet
-#: measured at full size) and triplets per second (DESIGN.md's H200 anchor, TripletLoss, batch 128, bf16: 715/s
-#: full fine-tuning, 2,276/s LoRA).
-TRAIN_MEM_PER_TRIPLET = 3000
+#: Training: RAM per triplet above the base (every distinct text's token ids held as one flat int32 array, the
+#: triplets' texts and their pandas frame): train_lora on 1,000,000 triplets (1,750,353 distinct texts, 127.5M
+#: tokens) peaked at 4,705 MB at full size, 2.7 KB a triplet above the base; x1.5 margin. Triplets per second:
+#: DESIGN.md's H200 anchor (TripletLoss, batch 128, bf16: 715/s full fine-tuning, 2,276/s LoRA).
+TRAIN_MEM_PER_TRIPLET = 4000
 TRAIN_TRIPLETS_PER_S = {"full": 715, "lora": 2276}
 
 
