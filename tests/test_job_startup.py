@@ -103,3 +103,28 @@ def test_a_job_that_cannot_get_its_own_ftstudy_fails_naming_the_other_file(tmp_p
     other_init = tmp_path / "other" / "src" / "ftstudy" / "__init__.py"
     expected = f"ImportError: ftstudy was imported from {other_init}, not from this checkout's {REPO / 'src'}"
     assert expected in proc.stderr
+
+
+# ---- threads ------------------------------------------------------------------------------------------------
+SETUP_THREADS = """
+import os, sys, types
+sys.path.extend([{scripts!r}])
+from _common import setup
+setup(types.SimpleNamespace(log=[], threads={threads}, rule="probe"))
+print(os.environ["TOKENIZERS_PARALLELISM"], os.environ["RAYON_NUM_THREADS"], os.environ["OMP_NUM_THREADS"])
+"""
+
+
+@pytest.mark.parametrize(("threads", "user", "want"), [
+    (4, None, "true 4 4"), (1, None, "false 1 1"), (4, "false", "false 4 4"),
+])  # fmt: skip
+def test_the_tokenizer_runs_on_the_jobs_threads_unless_the_user_says_otherwise(tmp_path, threads, user, want):
+    """A multi-threaded job's fast tokenizer uses a Rust pool of the job's size (it was single-threaded: the
+    bottleneck of full-size encoding and training); a one-thread job stays serial; the user's setting wins."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TOKENIZERS_PARALLELISM", "RAYON_NUM_THREADS")}
+    if user is not None:
+        env["TOKENIZERS_PARALLELISM"] = user
+    code = SETUP_THREADS.format(scripts=str(REPO / "workflow/scripts"), threads=threads)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[-2] == want

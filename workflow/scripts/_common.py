@@ -73,7 +73,12 @@ def setup(smk, name: str | None = None, preload: Sequence[str] = ()) -> logging.
     # Set before torch/numpy load (they read these at import), so jobs that never import torch don't pay for it.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The fast tokenizer's Rust pool on the job's threads (it tokenises whole chunks in one call: the encoding's
+    # length sort, training's tokenise-once), one thread for a one-thread job. Single-threaded, it was the
+    # bottleneck of the full-size encoding (~40 s of each 200,000-passage chunk on one core while the forward pass
+    # waited) and of training (508 s for 1.75M texts); bench/bench_tokenizer_threads.py. A user's setting wins.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if threads > 1 else "false")
+    os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
     import_frozen(preload)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
