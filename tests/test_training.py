@@ -608,14 +608,15 @@ def _snapshots(steps: set[int]):
     return Snapshots()
 
 
-def test_max_steps_run_is_a_prefix_of_the_uncapped_run(tmp_path, base_dir):
+def test_max_steps_run_is_a_prefix_of_the_uncapped_run(tmp_path, base_dir, capsys):
     """training.max_steps: 3 of a 6-step schedule trains the uncapped run's first 3 steps: the same batches and
-    learning rates (warmup and decay over all 6 steps), so the same log rows and the same weights."""
+    learning rates (warmup and decay over all 6 steps), so the same log rows and the same weights; the progress
+    bar counts to the step where training stops, not to the schedule's end."""
     from ftstudy.training import train_variant
 
     trip = _triplets(tmp_path, n_queries=10)  # 9 train, 1 held out: 3 steps/epoch, 6 in all
     common = {"batch_size": 4, "eval_fraction": 0.1, "warmup_steps": 2, "lr": 1e-4, "checkpoint_every": 100}
-    runs = {}
+    runs, bars = {}, {}
     for name, cap in {"full": None, "capped": 3}.items():
         sl, kn = _job(epochs=2, training={**common, "max_steps": cap})
         snap = _snapshots({3})
@@ -623,6 +624,7 @@ def test_max_steps_run_is_a_prefix_of_the_uncapped_run(tmp_path, base_dir):
             sl, trip, base_dir, tmp_path / name, tmp_path / "p", name, "cpu", knobs=kn, callbacks=[snap]
         )
         runs[name] = (summary, pd.read_csv(tmp_path / name / "train_log.csv"), snap.at[3])
+        bars[name] = capsys.readouterr().err
     (full, full_log, full_w), (capped, capped_log, capped_w) = runs["full"], runs["capped"]
     assert (full["steps"], full["max_steps"], full["schedule_steps"]) == (6, None, 6)
     assert (capped["steps"], capped["max_steps"], capped["schedule_steps"]) == (3, 3, 6)
@@ -635,6 +637,8 @@ def test_max_steps_run_is_a_prefix_of_the_uncapped_run(tmp_path, base_dir):
     assert capped_w.keys() == full_w.keys()
     assert max(float((capped_w[k] - full_w[k]).abs().max()) for k in capped_w) <= 1e-6
     assert capped["triplets_per_s"] is not None and capped["n_train"] == 9
+    assert " 6/6 [" in bars["full"]
+    assert " 3/3 [" in bars["capped"] and "/6 [" not in bars["capped"]
 
 
 @pytest.mark.parametrize("method", ["full", "lora"])

@@ -377,7 +377,26 @@ def build_trainer(job: Job, built: Built, batches: Batches, evaluator, callbacks
         callbacks=[*_job_callbacks(job, built, batches), *callbacks],
     )
     trainer.schedule = ScheduleBatchSampler(batches.batches)
+    _bar_to_stop(trainer, batches.stop_at)
     return trainer
+
+
+def _bar_to_stop(trainer, stop_at: int) -> None:
+    """Give ``trainer`` transformers' own progress bar with ``stop_at`` as its total: the trainer runs the uncapped
+    schedule (its learning rates), so with ``training.max_steps`` its bar would count to the schedule's end and
+    show an ETA for steps that never run (23,205 steps, 6 h, for a 200-step run at full size)."""
+    from tqdm.auto import tqdm
+    from transformers.trainer_callback import ProgressCallback
+
+    class ProgressToStop(ProgressCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            """The parent's bar, with ``stop_at`` as its total from the first draw."""
+            if state.is_world_process_zero:
+                self.training_bar = tqdm(total=stop_at, dynamic_ncols=True)
+            self.current_step = 0
+
+    if trainer.pop_callback(ProgressCallback) is not None:  # absent with disable_tqdm
+        trainer.add_callback(ProgressToStop())
 
 
 @dataclass
